@@ -1,0 +1,1 @@
+"""Hypercore: VM services for the Hypercore appliance, and shared helpers."""

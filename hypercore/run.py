@@ -1,0 +1,141 @@
+"""The one way this project runs a subprocess.
+
+Every command is an argument list (never a shell string), is logged, and on
+failure raises CommandError carrying the command, exit code and stderr.
+A missing program raises a UserError that names the Debian package to install.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+from hypercore.errors import UserError
+
+log = logging.getLogger("hypercore.run")
+
+# Program -> Debian package, for the "missing tool" hint.
+PACKAGES = {
+    "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-img": "qemu-utils",
+    "rbd": "ceph-common",
+    "ceph": "ceph-common",
+    "ceph-volume": "ceph-osd",
+    "ceph-mon": "ceph-mon",
+    "ceph-mgr": "ceph-mgr",
+    "ceph-authtool": "ceph-common",
+    "monmaptool": "ceph-base",
+    "mkfs.btrfs": "btrfs-progs",
+    "btrfs": "btrfs-progs",
+    "mkfs.ext4": "e2fsprogs",
+    "mkfs.vfat": "dosfstools",
+    "sfdisk": "fdisk",
+    "lsblk": "util-linux",
+    "wipefs": "util-linux",
+    "losetup": "util-linux",
+    "blkid": "util-linux",
+    "dnsmasq": "dnsmasq",
+    "virtiofsd": "qemu-system-common",
+    "mkosi": "mkosi (from bookworm-backports)",
+    "pvs": "lvm2",
+    "systemd-repart": "systemd",
+}
+
+
+class CommandError(Exception):
+    """A command exited non-zero."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stdout: str, stderr: str):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        tail = (stderr or stdout).strip()
+        super().__init__(
+            f"command failed (exit {returncode}): {shlex.join(self.argv)}"
+            + (f"\n{tail}" if tail else "")
+        )
+
+
+def require(program: str) -> str:
+    """Return the path of program, or raise a UserError naming its package."""
+    path = shutil.which(program)
+    if path is None:
+        pkg = PACKAGES.get(program, program)
+        raise UserError(f"required tool '{program}' is not installed",
+                        hint=f"install it: apt-get install {pkg}")
+    return path
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    input: str | bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
+    timeout: float | None = None,
+    capture: bool = True,
+    text: bool = True,
+    tee: str | os.PathLike | None = None,
+    echo: bool = False,
+) -> subprocess.CompletedProcess:
+    """Run argv (a list, no shell). Raise CommandError on a non-zero exit.
+
+    stdin is closed unless input is given; output is captured by default.
+    With tee=PATH, stdout and stderr are merged, written to PATH as they come
+    (and echoed to stderr when echo is true); a failure then carries the last
+    lines of that output.
+    """
+    argv = [os.fspath(a) for a in argv]
+    require(argv[0])
+    log.debug("run: %s", shlex.join(argv))
+    full_env = None
+    if env is not None:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    if tee is not None:
+        return _run_tee(argv, tee, echo=echo, check=check, env=full_env, cwd=cwd)
+    try:
+        proc = subprocess.run(
+            argv,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+            env=full_env,
+            cwd=cwd,
+            timeout=timeout,
+            text=text,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise CommandError(argv, -1, "", f"timed out after {timeout} s") from e
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
+    return proc
+
+
+def _run_tee(argv, path, *, echo, check, env, cwd) -> subprocess.CompletedProcess:
+    tail: list[str] = []
+    with open(path, "w", encoding="utf-8") as logf, subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, cwd=cwd, text=True, errors="replace",
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            logf.write(line)
+            logf.flush()
+            if echo:
+                sys.stderr.write(line)
+            tail.append(line)
+            del tail[:-40]
+    out = "".join(tail)
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, "", out + f"(full log: {path})")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, "")

@@ -1,0 +1,1 @@
+"""The Hypercore firstboot installer (imported as hypercore_installer)."""

@@ -1,0 +1,120 @@
+"""Build the Hypercore image with mkosi (called by tools/build-image).
+
+Steps: build this project's wheel, run mkosi with its caches outside the
+repository, then lay out build/: hypercore.raw, netboot/ (kernel, initrd,
+UKI) and SHA256SUMS. A failed step prints the command and its output's tail,
+not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TOP))
+
+from hypercore.errors import UserError, report  # noqa: E402
+from hypercore.run import CommandError, run  # noqa: E402
+
+DEFAULT_CACHE = Path(os.environ.get("HYPERCORE_CACHE_DIR", "/var/cache/hypercore"))
+BUILD = TOP / "build"
+
+
+def build_wheel(out: Path) -> Path:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    run(["/usr/bin/python3", "-m", "build", "--wheel", "--no-isolation",
+         "--outdir", out, TOP], cwd=TOP, tee=BUILD / "wheel.log")
+    wheels = list(out.glob("hypercore-*.whl"))
+    if len(wheels) != 1:
+        raise UserError(f"expected one wheel in {out}, found {len(wheels)}")
+    return wheels[0]
+
+
+def run_mkosi(cache: Path, outdir: Path, verbose: bool) -> None:
+    for sub in ("incremental", "packages"):
+        (cache / sub).mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(outdir, ignore_errors=True)
+    outdir.mkdir(parents=True)
+    run(["mkosi", "--directory", TOP,
+         "--output-dir", outdir,
+         "--cache-dir", cache / "incremental",
+         "--package-cache-dir", cache / "packages",
+         "--incremental=yes", "--force", "build"],
+        cwd=TOP, tee=BUILD / "mkosi.log", echo=verbose)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def lay_out(outdir: Path) -> list[Path]:
+    """Move mkosi's outputs to build/ and build/netboot/; return the artifacts."""
+    raw = outdir / "hypercore.raw"
+    if not raw.exists():
+        raise UserError(f"mkosi finished but wrote no {raw}", hint=f"see {BUILD / 'mkosi.log'}")
+    netboot = BUILD / "netboot"
+    shutil.rmtree(netboot, ignore_errors=True)
+    netboot.mkdir()
+    artifacts = [BUILD / "hypercore.raw"]
+    raw.replace(artifacts[0])
+    for suffix, name in ((".vmlinuz", "vmlinuz"), (".initrd", "initrd"), (".efi", "hypercore.efi")):
+        src = outdir / f"hypercore{suffix}"
+        if src.exists():
+            src.replace(netboot / name)
+            artifacts.append(netboot / name)
+    if not (netboot / "vmlinuz").exists() or not (netboot / "initrd").exists():
+        raise UserError("mkosi wrote no kernel/initrd for netboot", hint=f"see {BUILD / 'mkosi.log'}")
+    sums = "".join(f"{sha256(p)}  {p.relative_to(BUILD)}\n" for p in artifacts)
+    (BUILD / "SHA256SUMS").write_text(sums)
+    shutil.rmtree(outdir, ignore_errors=True)
+    return artifacts
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tools/build-image", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+                    help="mkosi's incremental and package caches (default: %(default)s, "
+                         "or $HYPERCORE_CACHE_DIR)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show mkosi's output as it runs")
+    args = ap.parse_args(argv)
+    BUILD.mkdir(exist_ok=True)
+    timings = {}
+    try:
+        t = time.monotonic()
+        print("hypercore: building the Python wheel", file=sys.stderr)
+        wheel = build_wheel(BUILD / "wheel")
+        timings["wheel_s"] = round(time.monotonic() - t, 1)
+        t = time.monotonic()
+        print(f"hypercore: running mkosi (log: {BUILD / 'mkosi.log'})", file=sys.stderr)
+        run_mkosi(args.cache_dir, BUILD / "mkosi.out", args.verbose)
+        timings["mkosi_s"] = round(time.monotonic() - t, 1)
+        artifacts = lay_out(BUILD / "mkosi.out")
+    except CommandError as e:
+        print(f"hypercore: image build failed: {e}", file=sys.stderr)
+        return 1
+    except UserError as e:
+        return report(e)
+    (BUILD / "build-info.json").write_text(json.dumps(
+        {"wheel": wheel.name, **timings,
+         "artifacts": {str(p.relative_to(BUILD)): p.stat().st_size for p in artifacts}},
+        indent=2) + "\n")
+    for p in artifacts:
+        print(f"  {p.relative_to(TOP)}  {p.stat().st_size / 2**20:.0f} MiB")
+    print(f"hypercore: image built in {sum(timings.values()):.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
