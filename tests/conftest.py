@@ -1,0 +1,25 @@
+"""Shared fixtures: the built image and QEMU machines booted from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parent.parent
+BUILD = TOP / "build"
+
+
+@pytest.fixture(scope="session")
+def image() -> Path:
+    """build/hypercore.raw; the boot tests fail (never skip) when it is missing."""
+    raw = BUILD / "hypercore.raw"
+    if not raw.exists():
+        pytest.fail(f"{raw} does not exist: build it with tools/build-image "
+                    "(tools/run-tests does this first)")
+    return raw
+
+
+@pytest.fixture(scope="session")
+def netboot_dir(image: Path) -> Path:
+    return BUILD / "netboot"
