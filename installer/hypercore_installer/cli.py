@@ -1,12 +1,214 @@
-"""hypercore-install: placeholder until the installer issue lands."""
+"""hypercore-install: install Hypercore from the live medium onto this machine's disks.
+
+  hypercore-install probe                       the machine as JSON
+  hypercore-install validate ANSWERS.yaml       check an answer file
+  hypercore-install plan ANSWERS.yaml           what an install would do
+  hypercore-install apply ANSWERS.yaml          install
+  hypercore-install [interactive]               ask the questions on the console
+"""
+
+from __future__ import annotations
+
 import argparse
+import json
+import logging
 import sys
+from pathlib import Path
+
+from hypercore.errors import UserError, report
+from hypercore.run import CommandError
+
+from . import answers as answers_mod
+from .apply import execute, open_journal, prepare, release_stale_mounts
+from .journal import DEFAULT_PATH
+from .model import describe_disk
+from .plan import build_plan
+from .runner import DryRunner, Runner
+
+PROG = "hypercore-install"
+DEFAULT_WORKDIR = "/run/hypercore-install"
+
+
+def load_machine(path: str) -> dict:
+    """A recorded machine (the JSON `hypercore-install probe` prints)."""
+    try:
+        machine = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"machine file {path} does not exist",
+                        hint="record one with: hypercore-install probe > machine.json") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read machine file {path}: {e}",
+                        hint="record one with: hypercore-install probe > machine.json") from None
+    if not isinstance(machine, dict) or not isinstance(machine.get("disks"), list):
+        raise UserError(f"{path} is not a machine description (no `disks` list)",
+                        hint="record one with: hypercore-install probe > machine.json")
+    return machine
+
+
+def machine_for(args) -> dict:
+    if getattr(args, "machine", None):
+        return load_machine(args.machine)
+    from .collect import collect_machine
+    return collect_machine()
+
+
+def cmd_probe(args) -> int:
+    if args.raw:
+        from .collect import collect_raw
+        print(json.dumps(collect_raw(), indent=1))
+    else:
+        print(json.dumps(machine_for(args), indent=1))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    answers_mod.load(args.answers)
+    print("valid")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    answers = answers_mod.load(args.answers)
+    plan = build_plan(answers, machine_for(args), args.source_disk)
+    print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.render())
+    return 0
+
+
+def confirm(plan, prompt_out=sys.stdout) -> None:
+    """The operator types the target disk's name, or nothing happens."""
+    name = plan.target["name"]
+    erased = sorted({w for s in plan.steps if s.destructive for w in s.writes})
+    print(f"\nThis ERASES everything on: {', '.join(erased)}", file=prompt_out)
+    print(f"Target: {describe_disk(plan.target)}", file=prompt_out)
+    try:
+        typed = input(f"Type the target disk's name ({name}) to install, anything else cancels: ")
+    except EOFError:
+        typed = None
+    if (typed or "").strip() != name:
+        raise UserError("cancelled: the target disk's name was not typed; nothing was changed",
+                        hint=f"type {name} at the prompt, or pass --yes for unattended installs")
+
+
+def run_install(answers: dict, args, *, ask: bool) -> int:
+    """Plan, show, confirm (when ask), then apply; shared by apply and interactive."""
+    dry = args.dry_run
+    if args.machine and not dry:
+        raise UserError("--machine describes a recorded machine; apply can only install on this one",
+                        hint="use --machine with --dry-run, or leave it out")
+    runner = DryRunner() if dry else Runner()
+    workdir = args.workdir
+    journal_path = None if dry else Path(args.journal or Path(workdir) / DEFAULT_PATH.name)
+    if not dry:
+        release_stale_mounts(runner, workdir)
+    machine = machine_for(args)
+    prepared = prepare(answers, machine, args.source_disk, journal_path)
+    print(prepared.plan.render())
+    if prepared.resuming:
+        print(f"\nResuming the interrupted install recorded in {journal_path} "
+              f"({len(prepared.journal.done)} of {len(prepared.plan.steps)} steps done).")
+    if ask:
+        confirm(prepared.plan)
+    journal = open_journal(prepared, answers, journal_path)
+    print("\nDry run: these are the commands an install would run; nothing is changed.\n" if dry else "")
+    execute(prepared.plan, runner, journal, workdir)
+    if dry:
+        print("\nDry run complete; nothing was changed.")
+    else:
+        print(f"\nHypercore is installed on {prepared.plan.target['path']}. Remove the installation medium "
+              "and reboot; the first boot sets up Ceph.")
+    return 0
+
+
+def cmd_apply(args) -> int:
+    answers = answers_mod.load(args.answers)
+    return run_install(answers, args, ask=not (args.yes or args.dry_run))
+
+
+def cmd_interactive(args) -> int:
+    from .interactive import interactive
+    return interactive(args)
+
+
+def _install_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true",
+                   help="print every command the install would run, change nothing")
+    p.add_argument("--machine", metavar="MACHINE.json",
+                   help="use a recorded machine (from `probe`) instead of this one; only with --dry-run")
+    p.add_argument("--journal", metavar="PATH",
+                   help=f"install journal, for resuming after a crash (default {DEFAULT_WORKDIR}/journal.json)")
+    p.add_argument("--source-disk", metavar="PATH", help=argparse.SUPPRESS)
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=argparse.SUPPRESS)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog=PROG,
+        description="Install Hypercore from this live medium onto the machine's disks. Without a "
+                    "command it asks the questions on the console (interactive).",
+        epilog="Answer file reference: the JSON schema answers.schema.json in the hypercore_installer "
+               "package; examples in installer/examples/.")
+    ap.add_argument("--debug", action="store_true", help="log every command run")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("probe", help="print this machine's disks and network interfaces as JSON",
+                       description="Print this machine's disks (size, model, serial, signatures, mounts, "
+                                   "holders, boot medium) and network interfaces as JSON. Changes nothing.")
+    p.add_argument("--raw", action="store_true",
+                   help="print the raw command outputs instead (to record a machine for tests)")
+    p.set_defaults(func=cmd_probe, machine=None)
+
+    p = sub.add_parser("validate", help="check an answer file",
+                       description="Check an answer file against the schema; print `valid`, or every "
+                                   "problem with its path and a hint (exit 1).")
+    p.add_argument("answers", metavar="ANSWERS.yaml")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("plan", help="show what an install would do, change nothing",
+                       description="Show the ordered install steps for an answer file on this machine (or a "
+                                   "recorded one), each marked DESTRUCTIVE or not with the disks it writes; "
+                                   "or every reason it is refused (exit 1). Changes nothing.")
+    p.add_argument("answers", metavar="ANSWERS.yaml")
+    p.add_argument("--machine", metavar="MACHINE.json", help="plan for a recorded machine (from `probe`)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--source-disk", metavar="PATH", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("apply", help="install according to an answer file",
+                       description="Validate, probe, plan, show the plan, ask for the target disk's name "
+                                   "(unless --yes), then install. Re-running after a crash resumes from "
+                                   "the journal.")
+    p.add_argument("answers", metavar="ANSWERS.yaml")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation (unattended installs)")
+    _install_options(p)
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("interactive", help="ask the install questions on the console (the default)",
+                       description="Show the disks, ask hostname, target disk, network, root login and Ceph "
+                                   "role, show the plan, ask for confirmation, install.")
+    p.add_argument("--save-answers", metavar="PATH", help="also write the answers to this YAML file")
+    _install_options(p)
+    p.set_defaults(func=cmd_interactive)
+    return ap
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="hypercore-install", description="Hypercore firstboot installer")
-    ap.parse_args(argv)
-    return 0
+    ap = parser()
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(name)s: %(message)s")
+    if args.command is None:
+        args = ap.parse_args([*(argv if argv is not None else sys.argv[1:]), "interactive"])
+    try:
+        return args.func(args)
+    except UserError as e:
+        sys.stdout.flush()
+        return report(e, prog=PROG)
+    except CommandError as e:
+        sys.stdout.flush()
+        return report(UserError(str(e), hint="run again with --debug to see every command"), prog=PROG)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

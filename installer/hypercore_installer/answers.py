@@ -1,0 +1,392 @@
+"""Answer files: load the YAML, check it against the JSON schema and the rules
+a schema cannot say, and report every problem at once with its path.
+
+`load(path)` returns the answers dict or raises AnswersError (a UserError
+carrying every Problem). `check(doc)` returns the list of Problems of an
+already-parsed document (used by the interactive mode too).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from hypercore.errors import UserError
+
+from .sizes import parse_size
+
+ZONEINFO = Path("/usr/share/zoneinfo")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in an answer file: where (dotted path), what, how to fix."""
+
+    path: str
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.path or '(top level)'}: {self.message}"
+        return text + (f"\n    hint: {self.hint}" if self.hint else "")
+
+
+class AnswersError(UserError):
+    """The answer file is unreadable or invalid; carries every Problem."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.problems = problems
+        n = len(problems)
+        super().__init__(
+            f"{source}: {n} problem{'s' if n != 1 else ''} found; nothing was changed\n"
+            + "\n".join(f"  {p}" for p in problems),
+            hint="fix them and run `hypercore-install validate FILE` again",
+        )
+
+
+@functools.cache
+def schema() -> dict:
+    """The committed JSON schema (answers.schema.json inside this package)."""
+    text = resources.files(__package__).joinpath("answers.schema.json").read_text()
+    return json.loads(text)
+
+
+# --- YAML -----------------------------------------------------------------
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and reads 52:54:00:12:34:56 as a
+    string (YAML 1.1 would make it a base-60 integer)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:int"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.MarkedYAMLError(
+                "while reading a mapping", node.start_mark,
+                f"found duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, source: str) -> dict:
+    """The YAML document as a dict; a syntax error names its line and column."""
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        raise UserError(f"{source}: YAML syntax error at {where}: {what}",
+                        hint="fix the YAML at that line (indentation with spaces, `key: value`, "
+                             "quotes around values with ':' or '#')") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{source}: not valid YAML: {e}", hint="check the file's syntax") from None
+    if doc is None:
+        raise UserError(f"{source}: the answer file is empty",
+                        hint="start from an example in installer/examples/")
+    if not isinstance(doc, dict):
+        raise UserError(f"{source}: the answer file must be a mapping of keys (target:, hostname:, ...), "
+                        f"not a {type(doc).__name__}",
+                        hint="start from an example in installer/examples/")
+    return doc
+
+
+def load(path: str | os.PathLike) -> dict:
+    """Read, parse and check an answer file; AnswersError lists every problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"answer file {p} does not exist",
+                        hint="give the path of a YAML answer file (examples in installer/examples/)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read answer file {p}: {e}", hint="check the path and its permissions") from None
+    doc = parse_yaml(text, str(p))
+    problems = check(doc)
+    if problems:
+        raise AnswersError(str(p), problems)
+    return doc
+
+
+# --- checks ---------------------------------------------------------------
+
+def dotted(parts) -> str:
+    """('ceph', 'osd_disks', 1) -> 'ceph.osd_disks[1]'."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _resolve_ref(sub: dict) -> dict:
+    ref = sub.get("$ref")
+    if ref and ref.startswith("#/$defs/"):
+        merged = dict(schema()["$defs"][ref.rsplit("/", 1)[1]])
+        merged.update({k: v for k, v in sub.items() if k != "$ref"})
+        return merged
+    return sub
+
+
+def _type_name(value) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping", type(None): "empty"}.get(type(value), type(value).__name__)
+
+
+def _leaf_errors(err: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """For anyOf/oneOf failures, the errors of the branch that fits the value's type."""
+    if err.validator not in ("anyOf", "oneOf") or not err.context:
+        return [err]
+    if err.schema.get("x-oneof-hint"):
+        return [err]
+    by_branch: dict[int, list] = {}
+    for sub in err.context:
+        by_branch.setdefault(sub.schema_path[0], []).append(sub)
+    # Prefer a branch whose failures are not about the value's type.
+    for branch in by_branch.values():
+        if not any(s.validator == "type" and not s.relative_path for s in branch):
+            return [leaf for s in branch for leaf in _leaf_errors(s)]
+    return [err]
+
+
+def _problem(err: jsonschema.ValidationError) -> Problem:
+    path = dotted(err.absolute_path)
+    sub = _resolve_ref(err.schema) if isinstance(err.schema, dict) else {}
+    v, value = err.validator, err.instance
+    secret = sub.get("x-secret")
+    if v == "additionalProperties":
+        allowed = sorted(sub.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        key = extra[0] if extra else "?"
+        near = difflib.get_close_matches(str(key), allowed, n=1)
+        where = dotted([*err.absolute_path, key])
+        hint = (f"did you mean `{near[0]}`? " if near else "") + f"allowed here: {', '.join(allowed)}"
+        return Problem(where, f"unknown key '{key}'", hint)
+    if v == "required":
+        missing = re.search(r"'([^']+)' is a required property", err.message)
+        key = missing.group(1) if missing else "?"
+        prop = _resolve_ref(sub.get("properties", {}).get(key, {}))
+        return Problem(dotted([*err.absolute_path, key]), "is required but missing",
+                       prop.get("description"))
+    if v == "type":
+        want = err.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        words = {"string": "a string", "boolean": "true or false", "array": "a list",
+                 "object": "a mapping of keys", "integer": "a whole number"}
+        hint = sub.get("description")
+        if want == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            hint = "put the value in quotes; " + (hint or "")
+        return Problem(path, f"must be {words.get(want, want)}, not {_type_name(value)}", hint)
+    if v in ("pattern", "format"):
+        shown = "the value" if secret else repr(value)
+        return Problem(path, f"{shown} {sub.get('x-invalid', 'has the wrong form')}",
+                       sub.get("x-hint") or sub.get("description"))
+    if v == "enum":
+        choices = ", ".join(str(c) for c in err.validator_value)
+        return Problem(path, f"{value!r} is not one of: {choices}", sub.get("description"))
+    if v == "const":
+        return Problem(path, f"must be {err.validator_value!r}", sub.get("description"))
+    if v in ("minItems", "minProperties", "minLength"):
+        return Problem(path, "must not be empty", sub.get("description"))
+    if v in ("oneOf", "anyOf"):
+        if sub.get("x-oneof-hint"):
+            return Problem(path, sub["x-oneof-hint"], sub.get("description"))
+        return Problem(path, f"has the wrong form ({_type_name(value)})", sub.get("description"))
+    return Problem(path, err.message, sub.get("description"))
+
+
+def schema_problems(doc: dict) -> list[Problem]:
+    validator = jsonschema.Draft202012Validator(schema())
+    out: list[Problem] = []
+    for err in validator.iter_errors(doc):
+        for leaf in _leaf_errors(err):
+            p = _problem(leaf)
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def _order(p: Problem):
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"[.\[\]]+", p.path) if t]
+
+
+def check(doc: dict) -> list[Problem]:
+    """Every problem of a parsed answer document, schema first, then the rules
+    a schema cannot say (only on parts whose shape is right)."""
+    problems = schema_problems(doc)
+    bad = {p.path for p in problems}
+
+    def ok(path: str) -> bool:
+        return not any(b == path or b.startswith(path + ".") or b.startswith(path + "[") for b in bad)
+
+    for fn in (_check_root, _check_network, _check_ceph, _check_data, _check_timezone,
+               _check_sizes, _check_duplicates):
+        problems += fn(doc, ok)
+    return sorted(problems, key=_order)
+
+
+def _check_root(doc, ok) -> list[Problem]:
+    root = doc.get("root")
+    if not isinstance(root, dict) or not ok("root"):
+        return []
+    if not root.get("ssh_keys") and not root.get("password_hash"):
+        return [Problem("root", "gives no way to log in (no ssh_keys and no password_hash)",
+                        "add `ssh_keys:` with your public key and/or `password_hash:` "
+                        "(make one with `mkpasswd -m yescrypt`); a passwordless root is never installed")]
+    return []
+
+
+def _check_network(doc, ok) -> list[Problem]:
+    net = doc.get("network")
+    if not isinstance(net, dict) or not ok("network.mode"):
+        return []
+    out: list[Problem] = []
+    if net.get("mode") == "dhcp":
+        for key in ("address", "gateway", "dns"):
+            if key in net:
+                out.append(Problem(f"network.{key}", "is only used with `mode: static`",
+                                   "remove it, or set `mode: static`"))
+        return out
+    if "interface" not in net:
+        out.append(Problem("network.interface", "is required with `mode: static`",
+                           "name the interface (enp3s0) or give its MAC; `hypercore-install probe` lists them"))
+    iface = None
+    if not ok("network.address") or not ok("network.gateway") or not ok("network.dns"):
+        return out
+    if "address" not in net:
+        out.append(Problem("network.address", "is required with `mode: static`",
+                           "write the address with its prefix length, e.g. 192.168.1.10/24"))
+    else:
+        try:
+            if "/" not in net["address"]:
+                raise ValueError("no prefix length")
+            iface = ipaddress.ip_interface(net["address"])
+        except ValueError:
+            out.append(Problem("network.address", f"{net['address']!r} is not an address with a prefix length",
+                               "write it in CIDR form, e.g. 192.168.1.10/24 or 2001:db8::10/64"))
+        else:
+            if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
+                out.append(Problem("network.address", f"{net['address']} is the network address, not a host address",
+                                   f"use a host address inside {iface.network}, e.g. {next(iface.network.hosts())}"
+                                   f"/{iface.network.prefixlen}"))
+    if "gateway" in net:
+        try:
+            gw = ipaddress.ip_address(net["gateway"])
+        except ValueError:
+            out.append(Problem("network.gateway", f"{net['gateway']!r} is not an IP address",
+                               "write the router's address, e.g. 192.168.1.1"))
+        else:
+            if iface is not None and (gw.version != iface.version or gw not in iface.network):
+                out.append(Problem("network.gateway", f"{gw} is not inside {iface.network} (network.address)",
+                                   "the gateway must be reachable on the node's own subnet; check both addresses"))
+    for i, server in enumerate(net.get("dns") or []):
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            out.append(Problem(f"network.dns[{i}]", f"{server!r} is not an IP address",
+                               "DNS servers are given by address, e.g. 192.168.1.1 or 9.9.9.9"))
+    return out
+
+
+def _check_ceph(doc, ok) -> list[Problem]:
+    ceph = doc.get("ceph")
+    if not isinstance(ceph, dict) or not ok("ceph.mode"):
+        return []
+    if ceph.get("mode") == "new":
+        return [Problem(f"ceph.{k}", "is only used with `mode: join`",
+                        "remove it, or set `mode: join` to join an existing cluster")
+                for k in ("mon_hosts", "key") if k in ceph]
+    return [Problem(f"ceph.{k}", "is required with `mode: join`", hint)
+            for k, hint in (("mon_hosts", "list the existing cluster's monitor addresses, e.g. [192.168.1.10]"),
+                            ("key", "copy it from the existing cluster: ceph auth get-key client.admin"))
+            if k not in ceph]
+
+
+def _check_data(doc, ok) -> list[Problem]:
+    data = doc.get("data")
+    if not isinstance(data, dict) or not ok("data"):
+        return []
+    if data.get("profile") == "raid1" and len(data.get("disks", [])) < 2:
+        return [Problem("data.profile", "raid1 needs at least two data disks",
+                        "add a second disk to data.disks, or use `profile: single`")]
+    return []
+
+
+def _check_timezone(doc, ok) -> list[Problem]:
+    tz = doc.get("timezone")
+    if not isinstance(tz, str) or not ok("timezone") or not ZONEINFO.is_dir():
+        return []
+    if tz == "UTC" or (ZONEINFO / tz).is_file():
+        return []
+    names = [str(p.relative_to(ZONEINFO)) for p in ZONEINFO.glob("*/*")] + ["UTC"]
+    near = difflib.get_close_matches(tz, names, n=1)
+    return [Problem("timezone", f"unknown time zone {tz!r}",
+                    (f"did you mean {near[0]}? " if near else "") + "list them with `timedatectl list-timezones`")]
+
+
+def _check_sizes(doc, ok) -> list[Problem]:
+    out = []
+    for path, rng in _matches(doc):
+        size = rng.get("size") if isinstance(rng, dict) else None
+        if isinstance(size, dict) and ok(path) and "min" in size and "max" in size:
+            if parse_size(size["min"]) > parse_size(size["max"]):
+                out.append(Problem(f"{path}.size", f"min {size['min']} is larger than max {size['max']}",
+                                   "swap them"))
+    return out
+
+
+def _check_duplicates(doc, ok) -> list[Problem]:
+    out, seen = [], {}
+    for where, ref in disk_refs(doc):
+        path = ref.get("path") if isinstance(ref, dict) else None
+        if not path or not ok(where):
+            continue
+        if path in seen:
+            out.append(Problem(where, f"{path} is already named in {seen[path]}",
+                               "a disk can only have one role: target, data or Ceph OSD"))
+        else:
+            seen[path] = where
+    return out
+
+
+# --- helpers used by the plan ---------------------------------------------
+
+def disk_refs(doc: dict) -> list[tuple[str, dict]]:
+    """Every disk reference with its path in the file, normalised to {path|match}."""
+    refs: list[tuple[str, dict]] = []
+    if isinstance(doc.get("target"), dict):
+        refs.append(("target", doc["target"]))
+    for section, key in (("data", "disks"), ("ceph", "osd_disks")):
+        items = (doc.get(section) or {}).get(key) if isinstance(doc.get(section), dict) else None
+        for i, item in enumerate(items or []):
+            refs.append((f"{section}.{key}[{i}]", {"path": item} if isinstance(item, str) else item))
+    return [(w, r) for w, r in refs if isinstance(r, dict)]
+
+
+def _matches(doc):
+    return [(f"{where}.match", ref["match"]) for where, ref in disk_refs(doc) if "match" in ref]

@@ -1,0 +1,141 @@
+"""The one runner every install step changes the machine through.
+
+`Runner` runs commands (via hypercore.run.run) and writes files; `DryRunner`
+prints the same actions instead. Steps never ask which one they have, so a
+dry run walks exactly the code of a real run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+
+from hypercore.run import CommandError, run
+
+
+class Runner:
+    """Does what it is told, for real."""
+
+    dry_run = False
+
+    def __init__(self, out=None):
+        self.out = out or sys.stdout
+
+    def say(self, text: str) -> None:
+        """A line for the operator (progress, what a step is about to do)."""
+        print(text, file=self.out, flush=True)
+
+    def run(self, argv: Sequence[str], *, input: str | None = None, ok: Sequence[int] = (0,),
+            secret: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
+        """Run argv; exit codes in `ok` are success, anything else CommandError.
+        `secret` marks input that must never be printed."""
+        proc = run(argv, input=input, check=False, env=env)
+        if proc.returncode not in ok:
+            raise CommandError(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
+        return proc
+
+    def query(self, argv: Sequence[str], *, env: dict | None = None) -> bytes:
+        """Run a command that only reads (from the target) and return its stdout."""
+        proc = run(argv, check=False, env=env, text=False)
+        if proc.returncode != 0:
+            raise CommandError(argv, proc.returncode, "", (proc.stderr or b"").decode(errors="replace"))
+        return proc.stdout
+
+    def available(self, program: str) -> bool:
+        return shutil.which(program) is not None
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(path)
+
+    def write_file(self, path: str, data: str | bytes, mode: int = 0o644, secret: bool = False) -> None:
+        """Replace path atomically; keeps an existing file's owner and group.
+        `secret` marks contents that must never be printed."""
+        raw = data.encode() if isinstance(data, str) else data
+        directory = os.path.dirname(path)
+        try:
+            st = os.stat(path)
+            owner = (st.st_uid, st.st_gid)
+        except FileNotFoundError:
+            owner = None
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".hypercore-install.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(raw)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, mode)
+            if owner:
+                os.chown(tmp, *owner)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def makedirs(self, path: str, mode: int = 0o755) -> None:
+        os.makedirs(path, mode=mode, exist_ok=True)
+        os.chmod(path, mode)
+
+    def remove(self, path: str) -> None:
+        """Remove a file or symlink; nothing if it is not there."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+    def symlink(self, target: str, path: str) -> None:
+        self.remove(path)
+        os.symlink(target, path)
+
+    @contextlib.contextmanager
+    def mounted(self, device: str, mountpoint: str, options: str | None = None) -> Iterator[str]:
+        """Mount device at mountpoint for the duration of the block."""
+        self.makedirs(mountpoint, 0o700)
+        self.run(["mount", *(["-o", options] if options else []), device, mountpoint])
+        try:
+            yield mountpoint
+        finally:
+            self.run(["umount", mountpoint])
+
+
+class DryRunner(Runner):
+    """Prints every action as a command line; changes nothing."""
+
+    dry_run = True
+
+    def run(self, argv, *, input=None, ok=(0,), secret=False, env=None):
+        line = shlex.join(str(a) for a in argv)
+        if input is not None:
+            line += "  <<< " + ("(secret, not shown)" if secret else " ".join(input.strip().splitlines()))
+        self.say(f"+ {line}")
+        return subprocess.CompletedProcess(list(argv), 0, "", "")
+
+    def query(self, argv, *, env=None) -> bytes:
+        """Nothing to read on a target that a dry run has not written."""
+        return b""
+
+    def available(self, program: str) -> bool:
+        return True
+
+    def exists(self, path: str) -> bool:
+        """A dry run shows the work for a blank target: nothing exists yet."""
+        return False
+
+    def write_file(self, path, data, mode=0o644, secret=False):
+        text = data if isinstance(data, str) and not secret else f"({len(data)} bytes, not shown)"
+        self.say(f"+ write {path} (mode {mode:04o}):")
+        for line in text.rstrip("\n").splitlines():
+            self.say(f"    {line}")
+
+    def makedirs(self, path, mode=0o755):
+        self.say(f"+ mkdir -p -m {mode:04o} {path}")
+
+    def remove(self, path):
+        self.say(f"+ rm -f {path}")
+
+    def symlink(self, target, path):
+        self.say(f"+ ln -sfn {target} {path}")

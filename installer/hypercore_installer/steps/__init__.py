@@ -1,0 +1,34 @@
+"""The functions that do each plan step, by action name.
+
+Every function takes (ctx, params), changes the machine only through
+ctx.runner, and can be run again after a crash: it either repeats harmless
+work or checks what is already there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .context import Context
+from . import data, disk, system
+
+ACTIONS: dict[str, Callable[[Context, dict], None]] = {
+    "wipe-disk": disk.wipe_disk,
+    "copy-image": disk.copy_image,
+    "new-partition-ids": disk.new_partition_ids,
+    "new-filesystem-ids": disk.new_filesystem_ids,
+    "fix-boot-references": system.fix_boot_references,
+    "grow-root": disk.grow_root,
+    "add-data-partition": disk.add_data_partition,
+    "configure-identity": system.configure_identity,
+    "configure-network": system.configure_network,
+    "configure-root-login": system.configure_root_login,
+    "remove-live-bits": system.remove_live_bits,
+    "save-answers": system.save_answers,
+    "make-data-filesystem": data.make_data_filesystem,
+    "make-subvolumes": data.make_subvolumes,
+    "move-var-lib": data.move_var_lib,
+    "finish": disk.finish,
+}
+
+__all__ = ["ACTIONS", "Context"]
