@@ -44,6 +44,8 @@ PACKAGES = {
     "mkosi": "mkosi (from bookworm-backports)",
     "pvs": "lvm2",
     "systemd-repart": "systemd",
+    "systemd-run": "systemd",
+    "/usr/lib/qemu/virtiofsd": "qemu-system-common",
 }
 
 
@@ -119,6 +121,34 @@ def run(
     if check and proc.returncode != 0:
         raise CommandError(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
     return proc
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    stdout=None,
+    stderr=None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
+    new_session: bool = False,
+    pass_fds: Sequence[int] = (),
+) -> subprocess.Popen:
+    """Start a long-running process (QEMU, virtiofsd, a VM runner) and return it.
+
+    Logged like run(); stdin is closed; the caller owns the process and must
+    wait for it or kill it. stdout/stderr: None (inherit), a file object or fd.
+    """
+    argv = [os.fspath(a) for a in argv]
+    require(argv[0])
+    log.debug("spawn: %s", shlex.join(argv))
+    full_env = None
+    if env is not None:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=full_env,
+        cwd=cwd, start_new_session=new_session, pass_fds=tuple(pass_fds),
+    )
 
 
 def _run_tee(argv, path, *, echo, check, env, cwd) -> subprocess.CompletedProcess:

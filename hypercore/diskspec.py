@@ -1,0 +1,69 @@
+"""The DISK argument of create-vm, as the original Hypercore wrote it and more.
+
+    rbd:POOL/IMAGE[:conf=PATH][:id=USER]   an existing Ceph RBD image
+    /path/to/disk.qcow2 | disk.raw         an existing qcow2 or raw file
+    new:SIZE                               a new disk (RBD in vm-pool when Ceph is
+                                           there, else a qcow2 in the state dir)
+    image:NAME                             a linked clone of a golden image
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypercore import names
+from hypercore.definition import RbdDisk
+from hypercore.errors import UserError
+from hypercore.sizes import parse_size
+
+
+@dataclass(frozen=True)
+class NewDisk:
+    size: int
+
+
+@dataclass(frozen=True)
+class ExistingFile:
+    path: Path
+
+
+@dataclass(frozen=True)
+class FromImage:
+    image: str
+
+
+def parse_rbd(text: str) -> RbdDisk:
+    body = text[len("rbd:"):]
+    spec, *options = body.split(":")
+    if "/" not in spec:
+        raise UserError(f"invalid RBD disk {text!r}: expected rbd:POOL/IMAGE",
+                        hint="e.g. rbd:vm-pool/ubuntu-vm:conf=/etc/ceph/ceph.conf")
+    pool, image = spec.split("/", 1)
+    names.pool_name(pool)
+    names.rbd_image_name(image)
+    conf, user = None, "admin"
+    for opt in options:
+        key, _, value = opt.partition("=")
+        if key == "conf" and value.startswith("/") and "," not in value:
+            conf = value
+        elif key == "id" and value and value.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            user = value
+        else:
+            raise UserError(f"invalid RBD option {opt!r} in {text!r}",
+                            hint="only :conf=/ABSOLUTE/PATH and :id=USER are supported")
+    return RbdDisk(pool=pool, image=image, conf=conf, user=user)
+
+
+def parse(text: str):
+    """Return RbdDisk, ExistingFile, NewDisk or FromImage (nothing is touched)."""
+    if not text:
+        raise UserError("empty DISK argument", hint="give rbd:POOL/IMAGE, a disk file or new:SIZE")
+    if text.startswith("rbd:"):
+        return parse_rbd(text)
+    if text.startswith("new:"):
+        return NewDisk(parse_size(text[4:]))
+    if text.startswith("image:"):
+        return FromImage(names.image_name(text[6:]))
+    return ExistingFile(Path(os.path.abspath(text)))

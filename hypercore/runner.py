@@ -1,0 +1,124 @@
+"""The process that runs one VM: virtiofsd (when asked) and QEMU, then cleans up.
+
+It is the main process of the transient systemd unit hypercore-vm-NAME, or a
+detached process (its own session, pid file) where systemd does not manage
+services. It lives exactly as long as QEMU. On SIGTERM (systemctl stop) it
+presses the ACPI power button and kills QEMU after a grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from hypercore import definition, qemu_argv, shared
+from hypercore.accel import Accel, detect
+from hypercore.qmp import QMP
+from hypercore.run import spawn
+from hypercore.state import Runtime, StateDir
+
+log = logging.getLogger("hypercore.runner")
+
+STOP_GRACE = float(os.environ.get("HYPERCORE_STOP_GRACE", "60"))
+RUNTIME_FILES = ("qmp", "qga", "console", "virtiofsd", "qemu_pid", "accel")
+
+
+def clean(rt: Runtime) -> None:
+    """Remove what a run leaves behind; logs (console.log, runner.log) stay."""
+    for attr in RUNTIME_FILES:
+        getattr(rt, attr).unlink(missing_ok=True)
+    (rt.dir / "vnc.sock").unlink(missing_ok=True)
+
+
+def _wait_for_socket(path: Path, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"virtiofsd exited with {proc.returncode} before listening")
+        # virtiofsd accepts exactly one connection (QEMU's): do not connect, only look.
+        if path.is_socket():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"virtiofsd did not create {path} within {timeout:.0f} s")
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_vm(state: StateDir, name: str, accel_name: str | None = None) -> int:
+    rt = state.runtime(name)
+    rt.dir.mkdir(parents=True, exist_ok=True)
+    logf = open(rt.log, "a", buffering=1)
+    handler = logging.StreamHandler(logf)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    root = logging.getLogger("hypercore")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    root.propagate = False  # stdout may be this same log: no second copy
+
+    defn = definition.load(state.definition(name))
+    if accel_name:
+        accel = Accel(accel_name, "chosen by the starting command")
+    else:
+        accel = detect(defn.accel)
+        rt.accel.write_text(f"{accel.name}\n{accel.reason}\n")
+    rt.runner_pid.write_text(f"{os.getpid()}\n")
+    term = {"at": None}
+    signal.signal(signal.SIGTERM, lambda *_: term.__setitem__("at", term["at"] or time.monotonic()))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    vfs = qemu = None
+    rc = 1
+    try:
+        if defn.shared.virtiofs:
+            rt.virtiofsd.unlink(missing_ok=True)
+            binary = shared.find_virtiofsd()
+            vfs = spawn(shared.virtiofsd_argv(binary, rt.virtiofsd, state.shared),
+                        stdout=logf, stderr=subprocess.STDOUT)
+            _wait_for_socket(rt.virtiofsd, vfs)
+        ovmf_vars = state.vm_dir(name) / "OVMF_VARS.fd" if defn.firmware == "uefi" else None
+        argv = qemu_argv.build(defn, rt, accel, shared_dir=state.shared, ovmf_vars=ovmf_vars)
+        log.info("starting %s (%s)", name, accel.name)
+        qemu = spawn(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=state.vm_dir(name))
+        powerdown_sent = False
+        while qemu.poll() is None:
+            if term["at"] is not None:
+                if not powerdown_sent:
+                    powerdown_sent = True
+                    log.info("SIGTERM: pressing the ACPI power button")
+                    try:
+                        with QMP.connect(rt.qmp, timeout=5) as q:
+                            q.execute("system_powerdown")
+                    except (OSError, ValueError) as e:
+                        log.info("QMP not reachable (%s): killing QEMU", e)
+                        qemu.kill()
+                elif time.monotonic() - term["at"] > STOP_GRACE:
+                    log.info("no power-off within %.0f s: killing QEMU", STOP_GRACE)
+                    qemu.kill()
+            try:
+                qemu.wait(0.25)
+            except subprocess.TimeoutExpired:
+                pass
+        rc = qemu.returncode
+        log.info("QEMU exited with status %s", rc)
+    except Exception as e:  # noqa: BLE001 - logged for `vm start` to show
+        log.error("runner failed: %s", e)
+    finally:
+        _stop(qemu)
+        _stop(vfs)
+        clean(rt)
+        rt.runner_pid.unlink(missing_ok=True)
+        logf.close()
+    return 0 if rc in (0, -signal.SIGTERM, -signal.SIGKILL) else rc
