@@ -125,26 +125,28 @@ def _path(err: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in err.absolute_path) or "(top level)"
 
 
-def _explain(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
-    """For a disk that fits no oneOf branch, report the branch its 'type' asks for."""
+def _expand(err: jsonschema.ValidationError):
+    """A disk that fits no oneOf branch: report the errors of the branch its 'type' asks for."""
     if err.validator == "oneOf" and isinstance(err.instance, dict) and err.context:
         wanted = err.instance.get("type")
-        for sub in err.context:
-            branch = err.validator_value[sub.schema_path[0]]
-            if branch.get("properties", {}).get("type", {}).get("const") == wanted:
-                if sub.validator != "const":
-                    return sub
+        subs = [sub for sub in err.context
+                if err.validator_value[sub.schema_path[0]].get("properties", {})
+                .get("type", {}).get("const") == wanted and sub.validator != "const"]
+        if subs:
+            yield from subs
+            return
         if wanted not in ("file", "rbd"):
             err.message = f"disk type must be 'file' or 'rbd', not {wanted!r}"
-    return err
+    yield err
 
 
 def validate(data: object, origin: str = "definition") -> None:
     """Raise one UserError listing every schema error with its dotted path."""
     validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    errors = [x for e in validator.iter_errors(data) for x in _expand(e)]
+    errors.sort(key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        lines = [f"{_path(e)}: {_explain(e).message}" for e in errors]
+        lines = [f"{_path(e)}: {e.message}" for e in errors]
         raise UserError(f"{origin} is not valid: " + "; ".join(lines),
                         hint="fix the listed fields (the schema is hypercore/vm.schema.json)")
 
