@@ -78,8 +78,10 @@ def _disk_refusals(where: str, disk: dict, *, wipe: bool, min_size: int, min_why
     if disk.get("boot_medium"):
         refuse(f"is the boot medium: {disk.get('boot_medium_reason') or 'this system runs from it'}",
                "choose another disk; the disk the installer runs from is never written")
+        return out
     if source and disk["path"] == source["path"]:
         refuse("is the installation source (--source-disk)", "choose another disk")
+        return out
     if disk.get("probe_error"):
         refuse(f"could not be read: {disk['probe_error']}", "check the disk and its cabling, or choose another disk")
     if disk.get("read_only"):
@@ -156,7 +158,8 @@ def build_plan(answers: dict, machine: dict, source_path: str | None = None) -> 
                 refusals.append(Refusal("target", f"is {e}", "choose a larger disk or add `data:` disks",
                                         target["path"]))
     if refusals:
-        raise PlanRefused(refusals)
+        order = ["source", "--source-disk", *(w for w, _ in disk_refs(answers))]
+        raise PlanRefused(sorted(refusals, key=lambda r: order.index(r.where) if r.where in order else len(order)))
 
     data = [d for w, d in resolved if w.startswith("data.")]
     osds = [d for w, d in resolved if w.startswith("ceph.")]
