@@ -23,10 +23,12 @@ class CLI:
         self.env = dict(os.environ, HYPERCORE_STATE_DIR=str(state), HYPERCORE_STORAGE="file",
                         PYTHONPATH=str(TOP))
 
-    def __call__(self, prog: str, *args: str, ok: bool | None = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    def __call__(self, prog: str, *args: str, ok: bool | None = True, timeout: float = 120,
+                 input: str | None = None) -> subprocess.CompletedProcess:
         code = f"import sys; from hypercore.cli import {ENTRY[prog]} as m; sys.exit(m(sys.argv[1:]))"
         p = subprocess.run([sys.executable, "-c", code, *args], env=self.env, capture_output=True,
-                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                           text=True, timeout=timeout, input=input,
+                           stdin=subprocess.DEVNULL if input is None else None)
         if ok is True and p.returncode != 0:
             raise AssertionError(f"{prog} {' '.join(args)} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
         if ok is False and p.returncode == 0:

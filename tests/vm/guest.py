@@ -50,11 +50,11 @@ stty -F /dev/ttyS0 -echo
 echo "hypercore-test-guest: disk $(head -c 16 /dev/vda 2>/dev/null | tr -d '\000')"
 echo "READY_MARKER"
 while true; do
-    setsid env PS1= sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'
+    setsid env PS1= PS2= sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'
 done
 """.replace("READY_MARKER", READY)
 
-POWER_BUTTON = "#!/bin/sh\necho 'hypercore-test-guest: ACPI power button, powering off'\nsync\npoweroff -f\n"
+POWER_BUTTON = "#!/bin/sh\necho 'hypercore-test-guest: ACPI power button, powering off' >/dev/console\nsync\npoweroff -f\n"
 
 
 def _kernel_package() -> str:

@@ -1,0 +1,263 @@
+"""Real installs on loop devices: a small fake image on one, a blank sparse
+10 GiB target, a 6 GiB "old data" disk becoming a Ceph OSD. Runs
+hypercore-install as a separate process, as an operator would."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import cli_env, run_cli
+from hypercore.run import run
+from loopdisks import (GiB, LIVE_MACHINE_ID, MiB, loop_device, make_ext4_disk, make_source_image, part,
+                       release_mounts_under, sha256_of, sparse_file)
+
+pytestmark = pytest.mark.integration
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKq0n4lJd0PpX8d5f5v0lG3u9x1y2z3A4b5c6d7e8f9g admin@laptop"
+HASH = "$6$hypercore$Xq1d8m0TgkKZc3nH2bE8O1y8vQfJr0lC7t6m5YvQkC0bW1n3o4p5q6r7s8t9u0v1w2x3y4z5A6B7C8D9E0F1G2"
+
+
+def _needs_loop_devices():
+    if os.geteuid() != 0 or not shutil.which("losetup") or not os.path.exists("/dev/loop-control"):
+        pytest.skip("needs root and loop devices")
+
+
+@dataclass
+class Lab:
+    tmp: Path
+    source: str
+    target: str
+    osd: str
+    files: dict
+
+    @property
+    def workdir(self) -> Path:
+        return self.tmp / "work"
+
+    @property
+    def journal(self) -> Path:
+        return self.workdir / "journal.json"
+
+    def answers(self, **changes) -> Path:
+        doc = {
+            "target": {"path": self.target, "root_size": "4G"},
+            "wipe": True,
+            "hostname": "node1.lab.example",
+            "timezone": "Europe/Lisbon",
+            "network": {"mode": "static", "interface": "eth0", "address": "192.168.1.21/24",
+                        "gateway": "192.168.1.1", "dns": ["192.168.1.1"]},
+            "root": {"ssh_keys": [KEY], "password_hash": HASH},
+            "ceph": {"mode": "new", "osd_disks": [self.osd]},
+        }
+        doc.update(changes)
+        path = self.tmp / "answers.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    def apply(self, answers: Path, *extra, env=None):
+        return run_cli("apply", answers, "--yes", "--source-disk", self.source, "--workdir", self.workdir,
+                       *extra, env=env)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    _needs_loop_devices()
+    files = {"source": make_source_image(tmp_path),
+             "target": sparse_file(tmp_path / "target.img", 10 * GiB),
+             "osd": make_ext4_disk(tmp_path, "osd.img", 6 * GiB)}
+    with contextlib.ExitStack() as stack:
+        devs = {name: stack.enter_context(loop_device(path)) for name, path in files.items()}
+        stack.callback(release_mounts_under, tmp_path)
+        yield Lab(tmp_path, devs["source"], devs["target"], devs["osd"], files)
+
+
+@contextlib.contextmanager
+def mounted(device: str, where: Path, options: str = "ro"):
+    where.mkdir(parents=True, exist_ok=True)
+    run(["mount", "-o", options, device, str(where)])
+    try:
+        yield where
+    finally:
+        run(["umount", str(where)])
+
+
+def table(dev: str) -> dict:
+    return json.loads(run(["sfdisk", "-J", dev]).stdout)["partitiontable"]
+
+
+def fs_uuid(dev: str) -> str:
+    return run(["blkid", "-p", "-s", "UUID", "-o", "value", dev]).stdout.strip()
+
+
+def esp_file(dev: str, path: str) -> bytes:
+    return run(["mtype", "-i", part(dev, 1), path], env={"MTOOLS_SKIP_CHECK": "1"}, text=False).stdout
+
+
+def test_install_on_loop_devices(lab):
+    source_hash = sha256_of(lab.files["source"])
+    src_table, src_root_fs, src_esp_fs = table(lab.source), fs_uuid(part(lab.source, 3)), fs_uuid(part(lab.source, 1))
+    answers = lab.answers()
+
+    proc = lab.apply(answers)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Hypercore is installed on" in proc.stdout
+    assert not lab.journal.exists() and lab.journal.with_suffix(".done.json").exists()
+
+    # Partition table: the image's three partitions with new GUIDs, the root
+    # grown to 4 GiB, the data partition after it, the backup GPT at the end.
+    t = table(lab.target)
+    parts = t["partitions"]
+    assert [p.get("name") for p in parts] == ["esp", "linux", "hypercore-root", "hypercore-data"]
+    assert parts[2]["size"] * 512 == 4 * GiB
+    assert parts[3]["start"] >= parts[2]["start"] + parts[2]["size"]
+    assert t["lastlba"] == 10 * GiB // 512 - 34
+    assert t["id"] != src_table["id"]
+    src_uuids = {p["uuid"] for p in src_table["partitions"]}
+    assert not src_uuids & {p["uuid"] for p in parts}
+    assert [p["start"] for p in parts[:3]] == [p["start"] for p in src_table["partitions"]]
+
+    # Filesystems: new UUIDs; the root grown; the source disk untouched.
+    assert fs_uuid(part(lab.target, 3)) not in ("", src_root_fs)
+    assert fs_uuid(part(lab.target, 1)) not in ("", src_esp_fs)
+    assert sha256_of(lab.files["source"]) == source_hash
+
+    # Boot configuration names the new root partition; the copied seed is gone.
+    new_root = parts[2]["uuid"].lower()
+    old_root = src_table["partitions"][2]["uuid"].lower()
+    grub = esp_file(lab.target, "::/grub/grub.cfg").decode()
+    assert f"root=PARTUUID={new_root}" in grub and old_root not in grub
+    uki = esp_file(lab.target, "::/EFI/Linux/hypercore.efi")
+    assert new_root.encode() in uki and old_root.encode() not in uki
+    listing = run(["mdir", "-/", "-b", "-i", part(lab.target, 1), "::/"], env={"MTOOLS_SKIP_CHECK": "1"}).stdout
+    assert "::/loader/random-seed" not in listing and "::/loader/loader.conf" in listing
+
+    with mounted(part(lab.target, 3), lab.tmp / "check-root") as root:
+        etc = root / "etc"
+        assert (root / "hypercore-image-marker").is_file()
+        assert os.statvfs(root).f_blocks * os.statvfs(root).f_frsize > 3.5 * GiB
+        assert (etc / "hostname").read_text() == "node1.lab.example\n"
+        assert "192.168.1.21\tnode1.lab.example node1" in (etc / "hosts").read_text()
+        machine_id = (etc / "machine-id").read_text().strip()
+        assert len(machine_id) == 32 and machine_id != LIVE_MACHINE_ID
+        assert os.readlink(etc / "localtime") == "../usr/share/zoneinfo/Europe/Lisbon"
+        assert (etc / "timezone").read_text() == "Europe/Lisbon\n"
+        assert not (etc / "ssh/ssh_host_ed25519_key").exists() and (etc / "ssh/sshd_config").exists()
+        assert not (root / "var/lib/systemd/random-seed").exists()
+        assert not (etc / "hypercore/live").exists()
+        assert not (etc / "systemd/system/serial-getty@ttyS0.service.d").exists()
+        assert not (etc / "systemd/network/80-hypercore-dhcp.network").exists()
+        network = (etc / "systemd/network/10-hypercore.network").read_text()
+        assert "Name=eth0" in network and "Address=192.168.1.21/24" in network and "Gateway=192.168.1.1" in network
+        keys = root / "root/.ssh/authorized_keys"
+        assert keys.read_text() == KEY + "\n"
+        assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+        assert stat.S_IMODE((root / "root/.ssh").stat().st_mode) == 0o700
+        shadow = (etc / "shadow").read_text()
+        assert shadow.startswith(f"root:{HASH}:")
+        assert stat.S_IMODE((etc / "shadow").stat().st_mode) == 0o640
+        saved = etc / "hypercore/answers.yaml"
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+        assert yaml.safe_load(saved.read_text()) == yaml.safe_load(answers.read_text())
+        record = json.loads((etc / "hypercore/install.json").read_text())
+        assert record["disks"]["target"]["path"] == lab.target
+        assert record["disks"]["osd"][0]["path"] == lab.osd
+        fstab = (etc / "fstab").read_text()
+        data_uuid = fs_uuid(part(lab.target, 4))
+        assert f"UUID={data_uuid}\t/var/lib\tbtrfs\tsubvol=@var-lib,noatime,compress=zstd:1\t0\t0" in fstab
+        assert record["data_filesystem_uuid"] == data_uuid
+
+    # BTRFS: the subvolume layout, /var/lib copied into @var-lib.
+    with mounted(part(lab.target, 4), lab.tmp / "check-data", "ro,subvolid=5") as top:
+        listing = run(["btrfs", "subvolume", "list", str(top)]).stdout
+        subvols = [line.split(" path ")[1] for line in listing.splitlines()]
+        assert subvols == ["@var-lib", "@var-lib/hypercore", *(f"@var-lib/hypercore/{s}" for s in
+                           ("images", "vms", "shared", "iso", "tftpboot", ".snapshots"))]
+        assert (top / "@var-lib/dpkg/status").read_text() == "Package: hypercore-test\n"
+
+    # The OSD disk: no signature left, first MiB zeroed.
+    assert run(["wipefs", "--no-act", "-J", lab.osd]).stdout.strip() in ("", '{\n   "signatures": [\n\n   ]\n}')
+    with open(lab.osd, "rb") as f:
+        assert f.read(MiB) == bytes(MiB)
+
+
+def test_a_refused_disk_is_not_touched(lab, tmp_path):
+    """wipe: false and a target holding ext4: refused, byte for byte unchanged."""
+    old = make_ext4_disk(tmp_path, "old-target.img", 9 * GiB)
+    with loop_device(old) as dev:
+        before = sha256_of(old), sha256_of(lab.files["osd"]), sha256_of(lab.files["source"])
+        answers = lab.answers(target={"path": dev, "root_size": "4G"}, wipe=False)
+        proc = lab.apply(answers)
+        assert proc.returncode == 1
+        assert f"target ({dev}): holds data: an ext4 filesystem labelled 'olddata'" in proc.stderr
+        assert f"ceph.osd_disks[0] ({lab.osd}): holds data" in proc.stderr
+        assert "set `wipe: true`" in proc.stderr and "Traceback" not in proc.stderr
+        assert "+ " not in proc.stdout and "[1/" not in proc.stdout
+        assert (sha256_of(old), sha256_of(lab.files["osd"]), sha256_of(lab.files["source"])) == before
+        assert not lab.journal.exists()
+
+
+def test_typing_the_wrong_disk_name_cancels(lab):
+    before = sha256_of(lab.files["target"])
+    answers = lab.answers()
+    proc = run_cli("apply", answers, "--source-disk", lab.source, "--workdir", lab.workdir, input="sdX\n")
+    assert proc.returncode == 1
+    assert "Type the target disk's name" in proc.stdout
+    assert "cancelled: the target disk's name was not typed; nothing was changed" in proc.stderr
+    assert sha256_of(lab.files["target"]) == before and not lab.journal.exists()
+
+
+def test_killed_install_resumes(lab):
+    answers = lab.answers()
+    env = cli_env()
+    env["HYPERCORE_INSTALL_CRASH_AFTER"] = "grow-root"
+    crashed = lab.apply(answers, env=env)
+    assert crashed.returncode == -9
+    state = json.loads(lab.journal.read_text())
+    assert state["done"] == ["copy-image", "new-partition-ids", "new-filesystem-ids", "fix-boot-references",
+                             "grow-root"]
+    # A mount left behind by an interrupted run is released before resuming.
+    stale = lab.workdir / "mnt" / "root"
+    run(["mount", part(lab.target, 3), str(stale)])
+
+    resumed = lab.apply(answers)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"unmounting {stale} (left by an interrupted run)" in resumed.stdout
+    assert "(5 of 17 steps done)" in resumed.stdout
+    assert resumed.stdout.count("done before, skipped") == 5
+    # The identifiers chosen before the crash are the ones on the disk now.
+    assert table(lab.target)["id"].lower() == state["ids"]["disk"]
+    with mounted(part(lab.target, 3), lab.tmp / "check-root") as root:
+        assert (root / "etc/hostname").read_text() == "node1.lab.example\n"
+        assert (root / "etc/machine-id").read_text().strip() == state["ids"]["machine-id"]
+    assert fs_uuid(part(lab.target, 4)) == state["ids"]["fs:data"]
+
+
+def test_probe_and_plan_on_this_machine(lab, tmp_path):
+    """The real collector: loop disks with their signatures; a mounted disk
+    is refused naming its mount point; this host's disk is the boot medium."""
+    with mounted(part(lab.source, 3), tmp_path / "busy"):
+        proc = run_cli("probe")
+        assert proc.returncode == 0, proc.stderr
+        m = json.loads(proc.stdout)
+        by_path = {d["path"]: d for d in m["disks"]}
+        assert [p["partlabel"] for p in by_path[lab.source]["partitions"]] == ["esp", "linux", "hypercore-root"]
+        assert by_path[lab.source]["mounts"] == [{"device": part(lab.source, 3)[5:], "mountpoint": str(tmp_path / "busy")}]
+        assert [s["type"] for s in by_path[lab.osd]["signatures"]] == ["ext4"]
+        assert by_path[lab.target]["signatures"] == []
+        assert [d["path"] for d in m["disks"] if d["boot_medium"]] == [m["root_source"]]
+
+        answers = lab.answers(ceph={"mode": "new", "osd_disks": [lab.source]})
+        proc = run_cli("plan", answers, "--source-disk", lab.target)
+        assert proc.returncode == 1
+        assert f"ceph.osd_disks[0] ({lab.source}): is in use: mounted ({part(lab.source, 3)[5:]} at {tmp_path}/busy)" \
+            in proc.stderr
+        assert f"source ({lab.target}): {lab.target} is not a Hypercore image" in proc.stderr
