@@ -4,7 +4,7 @@
   hypercore-install validate ANSWERS.yaml       check an answer file
   hypercore-install plan ANSWERS.yaml           what an install would do
   hypercore-install apply ANSWERS.yaml          install
-  hypercore-install [interactive]               ask the questions on the console
+  hypercore-install [interactive] [--dry-run]   ask the questions on the console
 """
 
 from __future__ import annotations
@@ -191,13 +191,20 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _default_to_interactive(argv: list[str]) -> list[str]:
+    """`hypercore-install [--debug] [interactive options]` means `interactive`."""
+    lead = [a for a in argv[:1] if a == "--debug"]
+    rest = argv[len(lead):]
+    if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help")):
+        return [*lead, "interactive", *rest]
+    return argv
+
+
 def main(argv=None) -> int:
     ap = parser()
-    args = ap.parse_args(argv)
+    args = ap.parse_args(_default_to_interactive(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(name)s: %(message)s")
-    if args.command is None:
-        args = ap.parse_args([*(argv if argv is not None else sys.argv[1:]), "interactive"])
     try:
         return args.func(args)
     except UserError as e:
