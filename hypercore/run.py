@@ -46,6 +46,23 @@ PACKAGES = {
     "systemd-repart": "systemd",
     "systemd-run": "systemd",
     "/usr/lib/qemu/virtiofsd": "qemu-system-common",
+    # hypercore-install (installer/hypercore_installer)
+    "partx": "util-linux",
+    "findmnt": "util-linux",
+    "e2fsck": "e2fsprogs",
+    "tune2fs": "e2fsprogs",
+    "resize2fs": "e2fsprogs",
+    "fatlabel": "dosfstools",
+    "mdir": "mtools",
+    "mtype": "mtools",
+    "mcopy": "mtools",
+    "mdel": "mtools",
+    "chpasswd": "passwd",
+    "openssl": "openssl",
+    "udevadm": "udev",
+    "ip": "iproute2",
+    "mount": "mount",
+    "umount": "mount",
 }
 
 
