@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .journal import DEFAULT_PATH
 from .model import describe_disk
 from .plan import build_plan
 from .runner import DryRunner, Runner
+from .steps import check_tools
 
 PROG = "hypercore-install"
 DEFAULT_WORKDIR = "/run/hypercore-install"
@@ -89,20 +91,28 @@ def confirm(plan, prompt_out=sys.stdout) -> None:
                         hint=f"type {name} at the prompt, or pass --yes for unattended installs")
 
 
+def check_install_options(args) -> None:
+    """Refuse option combinations and missing privileges before any question or probe."""
+    if args.machine and not args.dry_run:
+        raise UserError("--machine describes a recorded machine; an install can only happen on this one",
+                        hint="use --machine with --dry-run, or leave it out")
+    if not args.dry_run and os.geteuid() != 0:
+        raise UserError("installing needs root (it partitions disks)", hint="run it again as root, or add --dry-run")
+    if not args.dry_run:
+        release_stale_mounts(Runner(), args.workdir)
+
+
 def run_install(answers: dict, args, *, ask: bool) -> int:
     """Plan, show, confirm (when ask), then apply; shared by apply and interactive."""
     dry = args.dry_run
-    if args.machine and not dry:
-        raise UserError("--machine describes a recorded machine; apply can only install on this one",
-                        hint="use --machine with --dry-run, or leave it out")
     runner = DryRunner() if dry else Runner()
     workdir = args.workdir
     journal_path = None if dry else Path(args.journal or Path(workdir) / DEFAULT_PATH.name)
-    if not dry:
-        release_stale_mounts(runner, workdir)
     machine = machine_for(args)
     prepared = prepare(answers, machine, args.source_disk, journal_path)
     print(prepared.plan.render())
+    if not dry:
+        check_tools(s.action for s in prepared.plan.steps)
     if prepared.resuming:
         print(f"\nResuming the interrupted install recorded in {journal_path} "
               f"({len(prepared.journal.done)} of {len(prepared.plan.steps)} steps done).")
@@ -121,6 +131,7 @@ def run_install(answers: dict, args, *, ask: bool) -> int:
 
 def cmd_apply(args) -> int:
     answers = answers_mod.load(args.answers)
+    check_install_options(args)
     return run_install(answers, args, ask=not (args.yes or args.dry_run))
 
 

@@ -223,11 +223,12 @@ def collect_answers(machine: dict) -> dict:
 
 
 def interactive(args) -> int:
-    from .cli import machine_for, run_install
+    from .cli import check_install_options, machine_for, run_install
 
     if not sys.stdin.isatty():
         raise UserError("interactive mode needs a terminal",
                         hint="use an answer file: hypercore-install apply ANSWERS.yaml")
+    check_install_options(args)
     machine = machine_for(args)
     doc = collect_answers(machine)
     problems = answers_mod.check(doc)

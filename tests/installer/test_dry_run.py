@@ -43,7 +43,7 @@ def test_apply_refuses_a_recorded_machine_without_dry_run(cli):
     code, out, err = cli("apply", EXAMPLES / "single-node-answers.yaml", "--machine",
                          MACHINES / "workstation-nvme-usb.json", "--yes")
     assert code == 1 and out == ""
-    assert "apply can only install on this one" in err and "--dry-run" in err
+    assert "an install can only happen on this one" in err and "--dry-run" in err
 
 
 def test_refused_plan_stops_apply_before_anything(cli):

@@ -95,3 +95,13 @@ def test_stale_mounts_under_the_workdir(tmp_path):
         f"42 22 259:3 / {tmp_path}/w/mntx rw - btrfs /dev/loop1p4 rw\n")
     assert stale_mounts(str(tmp_path / "w"), str(info)) == [
         f"{tmp_path}/w/mnt/root/var/lib", f"{tmp_path}/w/mnt/root"]
+
+
+def test_every_action_declares_its_tools_and_missing_ones_name_the_package(monkeypatch, tmp_path):
+    from hypercore_installer.steps import ACTIONS, TOOLS, check_tools
+    assert set(TOOLS) == set(ACTIONS)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UserError) as e:
+        check_tools(["fix-boot-references"])
+    assert e.value.message == "required tool 'mdir' is not installed"
+    assert e.value.hint == "install it: apt-get install mtools"

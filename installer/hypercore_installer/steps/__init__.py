@@ -31,4 +31,33 @@ ACTIONS: dict[str, Callable[[Context, dict], None]] = {
     "finish": disk.finish,
 }
 
-__all__ = ["ACTIONS", "Context"]
+# The programs each action runs, checked before anything is written.
+TOOLS: dict[str, tuple[str, ...]] = {
+    "wipe-disk": ("wipefs", "dd", "partx"),
+    "copy-image": ("sync", "dd"),
+    "new-partition-ids": ("sfdisk", "partx"),
+    "new-filesystem-ids": ("e2fsck", "tune2fs", "fatlabel"),
+    "fix-boot-references": ("mdir", "mtype", "mcopy", "mdel", "mount", "umount"),
+    "grow-root": ("sfdisk", "partx", "e2fsck", "resize2fs"),
+    "add-data-partition": ("sfdisk", "partx"),
+    "configure-identity": ("mount", "umount", "find"),
+    "configure-network": ("mount", "umount"),
+    "configure-root-login": ("mount", "umount", "chpasswd"),
+    "remove-live-bits": ("mount", "umount", "rmdir"),
+    "save-answers": ("mount", "umount"),
+    "make-data-filesystem": ("mkfs.btrfs", "btrfs"),
+    "make-subvolumes": ("mount", "umount", "btrfs"),
+    "move-var-lib": ("mount", "umount", "cp"),
+    "finish": ("sync",),
+}
+
+
+def check_tools(actions) -> None:
+    """UserError naming the package of the first missing program."""
+    from hypercore.run import require
+    for action in actions:
+        for program in TOOLS[action]:
+            require(program)
+
+
+__all__ = ["ACTIONS", "TOOLS", "Context", "check_tools"]
