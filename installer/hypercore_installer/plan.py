@@ -86,11 +86,16 @@ def _disk_refusals(where: str, disk: dict, *, wipe: bool, min_size: int, min_why
         refuse(f"could not be read: {disk['probe_error']}", "check the disk and its cabling, or choose another disk")
     if disk.get("read_only"):
         refuse("is read-only", "remove its write protection, or choose another disk")
-    if disk.get("mounts"):
-        where_mounted = ", ".join(f"{m['device']} at {m['mountpoint']}" for m in disk["mounts"])
+    mounts = [m for m in disk.get("mounts", []) if m["mountpoint"] != "[SWAP]"]
+    swaps = [m["device"] for m in disk.get("mounts", []) if m["mountpoint"] == "[SWAP]"]
+    if mounts:
+        where_mounted = ", ".join(f"{m['device']} at {m['mountpoint']}" for m in mounts)
         refuse(f"is in use: mounted ({where_mounted})",
-               "unmount it first (umount " + " ".join(m["mountpoint"] for m in disk["mounts"])
+               "unmount it first (umount " + " ".join(m["mountpoint"] for m in mounts)
                + "), or choose another disk")
+    if swaps:
+        refuse(f"is in use: active swap on {', '.join(swaps)}",
+               "turn it off first (swapoff " + " ".join(f"/dev/{d}" for d in swaps) + "), or choose another disk")
     if disk.get("holders"):
         held = ", ".join(f"{h['device']} by {h['holder']}"
                          + (f" ({h.get('holder_name')}, {h.get('holder_type')})" if h.get("holder_name") else "")

@@ -29,6 +29,7 @@ LSBLK_COLUMNS = ("NAME,KNAME,PATH,PKNAME,TYPE,MAJ:MIN,SIZE,START,RO,RM,HOTPLUG,R
 LIVE_PARTLABEL = "hypercore-live"
 
 DISK_TYPES = ("disk", "loop")
+MEMORY_DISKS = ("zram", "ram")   # RAM-backed "disks" are never install targets
 PARTITION_TABLE_SIGNATURES = ("gpt", "PMBR", "dos")
 
 
@@ -208,7 +209,8 @@ def parse_machine(raw: dict) -> dict:
     """The machine dict (disks, NICs, boot medium) from raw probe outputs."""
     devs = (raw.get("lsblk") or {}).get("blockdevices", [])
     disks = [_parse_disk(d, raw) for d in devs
-             if d.get("type") in DISK_TYPES and (d.get("size") or 0) > 0]
+             if d.get("type") in DISK_TYPES and (d.get("size") or 0) > 0
+             and not d["kname"].startswith(MEMORY_DISKS)]
     _mark_boot_medium(disks, devs, raw)
     return {
         "version": 1,

@@ -66,7 +66,6 @@ def sha256_of(path: Path) -> str:
     bytes hash the same whether stored as holes or as written zeros."""
     h = hashlib.sha256()
     seen: set[int] = set()
-    zero = bytes(MiB)
     with open(path, "rb") as f:
         fd = f.fileno()
         size = os.fstat(fd).st_size

@@ -231,3 +231,10 @@ def test_cli_plan_with_a_bad_machine_file(cli, tmp_path):
     (tmp_path / "m.json").write_text("{\"nics\": []}")
     code, _, err = cli("plan", EXAMPLES / "single-node-answers.yaml", "--machine", tmp_path / "m.json")
     assert code == 1 and "is not a machine description" in err and "hypercore-install probe" in err
+
+
+def test_active_swap_is_refused_with_swapoff():
+    m = machine("twin-disks")
+    m["disks"][2]["mounts"] = [{"device": "sdc2", "mountpoint": "[SWAP]"}]
+    [r] = refusals(answers(target={"path": "/dev/sda"}, ceph={"mode": "new", "osd_disks": ["/dev/sdc"]}), m)
+    assert "is in use: active swap on sdc2" in r and "swapoff /dev/sdc2" in r

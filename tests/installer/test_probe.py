@@ -49,7 +49,7 @@ def test_server_with_lvm_and_udev():
     """lsblk as on a system with udev: stacked LVM, a mounted partition, a CD
     drive and an empty zram device; the USB stick holds /."""
     m = parse_machine(_raw("server-lvm"))
-    assert [d["name"] for d in m["disks"]] == ["sda", "sdb", "sdc", "sdd"]  # no sr0, no zram0
+    assert [d["name"] for d in m["disks"]] == ["sda", "sdb", "sdc", "sdd"]  # no sr0, no zram0 (swap in RAM)
     sda = _disk(m, "sda")
     assert sda["model"] == "SAMSUNG MZ7LH480HAHQ-00005" and sda["vendor"] == "ATA"  # padding stripped
     assert sda["links"][0].startswith("/dev/disk/by-id/ata-SAMSUNG")
