@@ -261,3 +261,47 @@ def test_probe_and_plan_on_this_machine(lab, tmp_path):
         assert f"ceph.osd_disks[0] ({lab.source}): is in use: mounted ({part(lab.source, 3)[5:]} at {tmp_path}/busy)" \
             in proc.stderr
         assert f"source ({lab.target}): {lab.target} is not a Hypercore image" in proc.stderr
+
+
+BUILT_IMAGE = Path(__file__).resolve().parents[2] / "build" / "hypercore.raw"
+
+
+@pytest.mark.skipif(not BUILT_IMAGE.exists(), reason="build/hypercore.raw is not built")
+def test_install_from_the_built_image(tmp_path):
+    """The real image (read-only) onto a blank 8 GiB disk: its grub.cfg gets
+    the new root PARTUUID, its filesystems check clean, /var/lib (with Ceph's
+    directories and owners) moves into @var-lib, the live bits go."""
+    _needs_loop_devices()
+    target_file = sparse_file(tmp_path / "target.img", 8 * GiB)
+    osd_file = sparse_file(tmp_path / "osd.img", 6 * GiB)
+    with contextlib.ExitStack() as stack:
+        source = run(["losetup", "--find", "--show", "--read-only", str(BUILT_IMAGE)]).stdout.strip()
+        stack.callback(run, ["losetup", "-d", source], check=False)
+        stack.callback(run, ["partx", "-d", source], check=False)
+        run(["partx", "-u", source])
+        target = stack.enter_context(loop_device(target_file))
+        osd = stack.enter_context(loop_device(osd_file))
+        stack.callback(release_mounts_under, tmp_path)
+        src = table(source)
+        answers = tmp_path / "answers.yaml"
+        answers.write_text(yaml.safe_dump({
+            "target": {"path": target}, "hostname": "built1", "root": {"ssh_keys": [KEY]},
+            "ceph": {"mode": "new", "osd_disks": [osd]}}))
+        proc = run_cli("apply", answers, "--yes", "--source-disk", source, "--workdir", tmp_path / "work")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+        t = table(target)
+        root_part = next(p for p in t["partitions"] if p["type"] == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
+        old_root = next(p for p in src["partitions"] if p["type"] == root_part["type"])["uuid"]
+        grub = esp_file(target, "::/grub/grub.cfg").decode()
+        assert f"root=PARTUUID={root_part['uuid'].lower()}" in grub and old_root.lower() not in grub
+        assert run(["e2fsck", "-f", "-n", part(target, 3)], check=False).returncode == 0
+        with mounted(part(target, 3), tmp_path / "root") as root:
+            assert (root / "etc/hostname").read_text() == "built1\n"
+            assert not (root / "etc/hypercore/live").exists()
+            assert not (root / "etc/systemd/system/serial-getty@ttyS0.service.d/live-autologin.conf").exists()
+            assert "/var/lib\tbtrfs\tsubvol=@var-lib" in (root / "etc/fstab").read_text()
+        with mounted(part(target, 4), tmp_path / "var-lib", "ro,subvol=@var-lib") as var_lib:
+            ceph = var_lib / "ceph"
+            assert ceph.is_dir() and ceph.stat().st_uid != 0      # the ceph user's, as in the image
+            assert (var_lib / "dpkg/status").is_file() and (var_lib / "hypercore/images").is_dir()
