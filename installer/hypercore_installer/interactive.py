@@ -214,12 +214,18 @@ def collect_answers(machine: dict) -> dict:
                    else "unknown time zone (see timedatectl list-timezones)")
     root = _root_login()
     ceph = _ceph()
-    doc = {"version": 1, "target": {"path": target["path"]}, "wipe": wipe}
+    doc = {"version": 1, "target": {"path": _stable_path(target)}, "wipe": wipe}
     if data:
-        doc["data"] = {"disks": [d["path"] for d in data]}
+        doc["data"] = {"disks": [_stable_path(d) for d in data]}
     doc.update({"hostname": hostname, "timezone": timezone, "network": network, "root": root,
-                "ceph": {**ceph, "osd_disks": [d["path"] for d in osds]}})
+                "ceph": {**ceph, "osd_disks": [_stable_path(d) for d in osds]}})
     return doc
+
+
+def _stable_path(disk: dict) -> str:
+    """A /dev/disk/by-id link when there is one: /dev/sdX names can change
+    between boots, and the saved answers are read again at first boot."""
+    return (disk.get("links") or [disk["path"]])[0]
 
 
 def interactive(args) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import layout
 from .answers import disk_refs
 from .model import Plan, PlanRefused, Refusal, Step
-from .probe import data_signatures, describe_signature, partition_path
+from .probe import LIVE_PARTLABEL, data_signatures, describe_signature, partition_path
 from .selectors import find_by_path, resolve
 from .sizes import human
 
@@ -201,7 +201,9 @@ def _steps(answers, machine, source, target, geometry, data, osds) -> list[Step]
              True, (t,), {"source": source["path"], "target": t, "bytes": source["image_bytes"]}),
         Step("new-partition-ids", "new-partition-ids",
              f"move the GPT backup header to the end of {t}; new random disk and partition GUIDs",
-             False, (t,), {"target": t, "numbers": [p["number"] for p in source["partitions"]]}),
+             False, (t,), {"target": t, "numbers": [p["number"] for p in source["partitions"]],
+                           "relabel": [p["number"] for p in source["partitions"]
+                                       if p.get("partlabel") == LIVE_PARTLABEL]}),
         Step("new-filesystem-ids", "new-filesystem-ids",
              f"check the copied filesystems; new filesystem UUIDs on {esp_part} and {root_part}",
              False, (esp_part, root_part), dict(sys_params)),

@@ -97,8 +97,11 @@ def test_interactive_static_network_password_and_new_cluster(tmp_path):
     doc = yaml.safe_load(saved.read_text())
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
     assert answers_mod.check(doc) == []
-    assert doc["target"] == {"path": "/dev/nvme0n1"} and doc["wipe"] is True
-    assert doc["ceph"] == {"mode": "new", "osd_disks": ["/dev/sda", "/dev/sdb"]}
+    # Saved by their stable /dev/disk/by-id names.
+    assert doc["target"] == {"path": "/dev/disk/by-id/nvme-Samsung_SSD_980_500GB_S64DNX0R123456A"}
+    assert doc["wipe"] is True
+    assert doc["ceph"] == {"mode": "new", "osd_disks": ["/dev/disk/by-id/ata-ST2000DM008-2FR102_ZL2ABC12",
+                                                        "/dev/disk/by-id/ata-ST2000DM008-2FR102_ZL2ABC34"]}
     assert doc["network"] == {"mode": "static", "interface": "enp3s0", "address": "192.168.1.40/24",
                               "gateway": "192.168.1.1", "dns": ["192.168.1.1"]}
     assert doc["root"]["password_hash"].startswith("$6$") and "ssh_keys" not in doc["root"]

@@ -238,3 +238,10 @@ def test_active_swap_is_refused_with_swapoff():
     m["disks"][2]["mounts"] = [{"device": "sdc2", "mountpoint": "[SWAP]"}]
     [r] = refusals(answers(target={"path": "/dev/sda"}, ceph={"mode": "new", "osd_disks": ["/dev/sdc"]}), m)
     assert "is in use: active swap on sdc2" in r and "swapoff /dev/sdc2" in r
+
+
+def test_a_live_labelled_partition_is_relabelled_on_the_target():
+    m = machine("workstation-nvme-usb")
+    m["disks"][3]["partitions"][0]["partlabel"] = "hypercore-live"
+    plan = build_plan(example("single-node"), m)
+    assert next(s for s in plan.steps if s.id == "new-partition-ids").params["relabel"] == [1]

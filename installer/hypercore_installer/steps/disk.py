@@ -44,6 +44,9 @@ def new_partition_ids(ctx: Context, p: dict) -> None:
     ctx.runner.run(["sfdisk", "--disk-id", t, ids["disk"]])
     for n in p["numbers"]:
         ctx.runner.run(["sfdisk", "--part-uuid", t, str(n), ids[f"part:{n}"]])
+    # The installed disk is not a live medium: drop the label that says so.
+    for n in p.get("relabel", []):
+        ctx.runner.run(["sfdisk", "--part-label", t, str(n), "esp"])
     ctx.reread_partitions(t)
 
 
