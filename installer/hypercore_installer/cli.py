@@ -76,18 +76,18 @@ def cmd_plan(args) -> int:
     return 0
 
 
-def confirm(plan, prompt_out=sys.stdout) -> None:
+def confirm(plan) -> None:
     """The operator types the target disk's name, or nothing happens."""
     name = plan.target["name"]
     erased = sorted({w for s in plan.steps if s.destructive for w in s.writes})
-    print(f"\nThis ERASES everything on: {', '.join(erased)}", file=prompt_out)
-    print(f"Target: {describe_disk(plan.target)}", file=prompt_out)
+    print(f"\nThis ERASES everything on: {', '.join(erased)}")
+    print(f"Target: {describe_disk(plan.target)}")
     try:
         typed = input(f"Type the target disk's name ({name}) to install, anything else cancels: ")
     except EOFError:
         typed = None
     if (typed or "").strip() != name:
-        raise UserError("cancelled: the target disk's name was not typed; nothing was changed",
+        raise UserError("cancelled: the target disk's name was not typed; nothing was changed by this run",
                         hint=f"type {name} at the prompt, or pass --yes for unattended installs")
 
 
