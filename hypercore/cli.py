@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 
-from hypercore import clones, images, shared, snapshots, state as state_mod, storage
+from hypercore import clones, images, names, shared, snapshots, state as state_mod, storage
 from hypercore import stats as stats_mod
 from hypercore import supervisor, vms
 from hypercore.accel import detect
 from hypercore.definition import Kernel, Network, Shared
 from hypercore.errors import UserError, report
+from hypercore.locks import locked
 from hypercore.qmp import QMP, QMPError
 from hypercore.run import CommandError
 from hypercore.sizes import human
@@ -117,7 +119,25 @@ def _list(st) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[5] for r in rows)
 
 
+def _lock_names(a) -> list[str]:
+    """The VMs a verb changes, checked before their names become lock-file names."""
+    if a.verb in ("create", "stop", "delete", "snapshot", "share"):  # start locks in _start
+        return [f"vm-{names.vm_name(a.name)}"]
+    if a.verb == "clone":
+        source = names.split_at_snapshot(a.source)[0]
+        found = [source] if names.VM_NAME.fullmatch(source) else []
+        return [f"vm-{n}" for n in sorted({*found, names.vm_name(a.new)})]
+    return []
+
+
 def _vm(st, a) -> int:
+    with contextlib.ExitStack() as stack:
+        for lock in _lock_names(a):
+            stack.enter_context(locked(st, lock))
+        return _vm_verb(st, a)
+
+
+def _vm_verb(st, a) -> int:
     v = a.verb
     if v == "list":
         print(_list(st))
@@ -157,7 +177,8 @@ def _vm(st, a) -> int:
 
 
 def _start(st, name: str, console: bool) -> None:
-    print("\n".join(vms.start(st, name)))
+    with locked(st, f"vm-{names.vm_name(name)}"):
+        print("\n".join(vms.start(st, name)))
     if console:
         from hypercore.console import attach
         attach(st.runtime(name).console, name)
@@ -316,7 +337,11 @@ def create_vm_main(argv=None) -> int:
     _common(p)
     a = p.parse_args(argv)
     _setup_logging(a.debug)
-    return _guard("create-vm", lambda: print("\n".join(_do_create(state_mod.resolve(a.state_dir), a))))
+    def go():
+        st = state_mod.resolve(a.state_dir)
+        with locked(st, f"vm-{names.vm_name(a.name)}"):
+            print("\n".join(_do_create(st, a)))
+    return _guard("create-vm", go)
 
 
 def boot_vm_main(argv=None) -> int:

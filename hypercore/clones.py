@@ -139,4 +139,4 @@ def clone(state: StateDir, source_arg: str, new: str, memory_mb: int = 1024, cpu
             shutil.rmtree(state.vm_dir(new))
         raise
     took = time.monotonic() - started
-    return [f"cloned {what} to VM {new} in {took:.2f} s (linked, nothing copied)"] + lines
+    return [f"cloned {what} to VM {new} in {took * 1000:.1f} ms (linked, nothing copied)"] + lines

@@ -104,7 +104,8 @@ def launch(state: StateDir, name: str, accel: str) -> Started:
                          env={"PYTHONPATH": _pythonpath()}, new_session=True,
                          cwd=state.vm_dir(name))
         mode = "detached process"
-    deadline = time.monotonic() + READY_TIMEOUT
+    started = time.monotonic()
+    deadline = started + READY_TIMEOUT
     while time.monotonic() < deadline:
         pid = qemu_pid(rt)
         if pid and rt.qmp.exists():
@@ -114,8 +115,10 @@ def launch(state: StateDir, name: str, accel: str) -> Started:
                 return Started(pid, mode)
             except (OSError, ValueError, QMPError):
                 pass
-        runner_gone = (proc.poll() is not None) if proc else (
-            time.monotonic() > deadline - READY_TIMEOUT + 3 and runner_pid(rt) is None)
+        if proc is not None:
+            runner_gone = proc.poll() is not None
+        else:  # a systemd unit: the runner writes its pid file at once
+            runner_gone = time.monotonic() - started > 5 and runner_pid(rt) is None
         if runner_gone and qemu_pid(rt) is None:
             break
         time.sleep(0.1)
