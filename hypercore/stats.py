@@ -30,11 +30,16 @@ def rss_bytes(pid: int, proc: Path = Path("/proc")) -> int:
 
 
 def _disk_stats(blockstats: list[dict]) -> list[dict]:
+    """The VM's disks and CD-ROM (devices hypercore named); firmware flash is left out."""
     out = []
     for entry in blockstats:
-        name = entry.get("node-name") or entry.get("device") or entry.get("qdev", "?")
-        if entry.get("qdev", "").startswith("/machine/peripheral/"):
-            name = entry["qdev"].split("/")[3].removesuffix("-dev")
+        qdev = entry.get("qdev", "")
+        if qdev.startswith("/machine/peripheral/"):
+            name = qdev.split("/")[3].removesuffix("-dev")
+        elif entry.get("device"):
+            name = entry["device"]
+        else:
+            continue
         s = entry.get("stats", {})
         out.append({"disk": name, "rd_bytes": s.get("rd_bytes", 0), "wr_bytes": s.get("wr_bytes", 0),
                     "rd_ops": s.get("rd_operations", 0), "wr_ops": s.get("wr_operations", 0)})
