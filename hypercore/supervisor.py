@@ -133,7 +133,8 @@ def _log_tail(path: Path, start: int) -> str:
     try:
         with open(path, "rb") as f:
             f.seek(start)
-            lines = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+            lines = [ln for ln in f.read().decode(errors="replace").splitlines()
+                     if ln.strip() and "QEMU exited with status" not in ln]
     except OSError:
         return "no log"
     return " | ".join(lines[-3:]) or "no output"

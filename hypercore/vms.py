@@ -130,6 +130,7 @@ def preflight(state: StateDir, defn: VMDefinition) -> None:
         if path and not Path(path).is_file():
             raise UserError(f"the {what} {path} of VM {defn.name} does not exist",
                             hint="restore it or recreate the VM")
+    _check_network(defn.network)
     if defn.shared.virtiofs:
         shared.find_virtiofsd()
     if defn.shared.enabled:
@@ -137,6 +138,23 @@ def preflight(state: StateDir, defn: VMDefinition) -> None:
     if defn.firmware == "uefi":
         supervisor.copy_ovmf_vars(state.vm_dir(defn.name) / "OVMF_VARS.fd", OVMF_VARS_TEMPLATE)
     state.runtime(defn.name).check_socket_paths()
+
+
+BRIDGE_CONF = Path("/etc/qemu/bridge.conf")
+
+
+def _check_network(net: Network, sys_net: Path = Path("/sys/class/net")) -> None:
+    if net.mode == "bridge":
+        if not (sys_net / net.bridge / "bridge").is_dir():
+            raise UserError(f"host bridge {net.bridge} does not exist",
+                            hint=f"create it (ip link add {net.bridge} type bridge) or use network mode user")
+        allowed = BRIDGE_CONF.read_text().split() if BRIDGE_CONF.is_file() else []
+        if not any(a in (net.bridge, "all") for a in allowed[1::2]):
+            raise UserError(f"qemu-bridge-helper may not use bridge {net.bridge}",
+                            hint=f"add the line 'allow {net.bridge}' to {BRIDGE_CONF}")
+    elif net.mode == "tap" and not (sys_net / net.tap).exists():
+        raise UserError(f"tap device {net.tap} does not exist",
+                        hint=f"create it: ip tuntap add {net.tap} mode tap")
 
 
 def start(state: StateDir, name: str) -> list[str]:

@@ -83,6 +83,12 @@ def test_lifecycle_snapshot_rollback_clone(cli, state, test_guest):
     assert s["memory"]["base_bytes"] == 256 << 20 and s["memory"]["rss_bytes"] > 0
     assert [d["disk"] for d in s["disks"]] == ["disk0"] and s["disks"][0]["rd_ops"] > 0
     assert "cpu:" in cli.hc("vm", "stats", "tiny", "--interval", "0.2").stdout
+    assert "tiny  running" in cli.hc("vm", "list").stdout
+    p = cli.hc("vm", "delete", "tiny", ok=False)
+    assert "VM tiny is running: cannot delete it while it runs" in p.stderr
+    p = cli.hc("vm", "clone", "tiny", "tiny2", ok=False)
+    assert "VM tiny is running: cannot make a linked clone of its file disks" in p.stderr
+    assert not (state / "vms" / "tiny2").exists()
 
     # A live snapshot, then a change, then rollback is refused while running.
     sh = shell(state, "tiny")

@@ -107,3 +107,24 @@ def test_a_busy_vm_is_refused(tmp_path):
         assert e.value.message == "another hypercore command is working on vm-web"
         with locked(st, "vm-other"):
             pass
+
+
+def test_network_preflight(tmp_path, monkeypatch):
+    from hypercore import vms
+    from hypercore.definition import Network
+    (tmp_path / "br0" / "bridge").mkdir(parents=True)
+    (tmp_path / "tap0").mkdir()
+    conf = tmp_path / "bridge.conf"
+    monkeypatch.setattr(vms, "BRIDGE_CONF", conf)
+    with pytest.raises(UserError) as e:
+        vms._check_network(Network(mode="bridge", bridge="nosuch"), tmp_path)
+    assert e.value.message == "host bridge nosuch does not exist"
+    with pytest.raises(UserError) as e:
+        vms._check_network(Network(mode="bridge", bridge="br0"), tmp_path)
+    assert "may not use bridge br0" in e.value.message and "allow br0" in e.value.hint
+    conf.write_text("allow br0\n")
+    vms._check_network(Network(mode="bridge", bridge="br0"), tmp_path)
+    vms._check_network(Network(mode="tap", tap="tap0"), tmp_path)
+    with pytest.raises(UserError):
+        vms._check_network(Network(mode="tap", tap="tap9"), tmp_path)
+    vms._check_network(Network(), tmp_path)
