@@ -115,6 +115,10 @@ class Machine:
         nics: Sequence[str] = ("user,restrict=on",),
         accel: str | None = None,
         snapshot: bool = True,
+        kernel: Path | None = None,
+        initrd: Path | None = None,
+        append: str | None = None,
+        fw_cfg: dict[str, Path] | None = None,
         extra_args: Sequence[str] = (),
     ):
         if firmware not in ("uefi", "bios"):
@@ -132,6 +136,8 @@ class Machine:
         self.nics = list(nics)
         self.accel = accel or ("kvm" if kvm_usable() else "tcg")
         self.snapshot = snapshot
+        self.kernel, self.initrd, self.append = kernel, initrd, append
+        self.fw_cfg = dict(fw_cfg or {})
         self.extra_args = list(extra_args)
         self.console_log = self.workdir / "console.log"
         self.shell_socket = self.workdir / "shell.sock"
@@ -173,6 +179,16 @@ class Machine:
                          "-device", "usb-storage,bus=xhci.0,drive=boot,removable=on,bootindex=0"]
             else:
                 argv += ["-device", "virtio-blk-pci,drive=boot,bootindex=0"]
+        if self.kernel is not None:
+            # Direct kernel boot, e.g. to pass hypercore.answers=URL on the command line.
+            argv += ["-kernel", str(self.kernel)]
+            if self.initrd is not None:
+                argv += ["-initrd", str(self.initrd)]
+            if self.append:
+                argv += ["-append", self.append]
+        for name, path in self.fw_cfg.items():
+            # e.g. {"opt/io.systemd.credentials/hypercore.answers": Path(...)}: a systemd credential.
+            argv += ["-fw_cfg", f"name={name},file={path}"]
         for i, _ in enumerate(self.disks):
             argv += ["-drive", f"if=none,id=disk{i},format=qcow2,file={w / f'disk{i}.qcow2'}",
                      "-device", f"virtio-blk-pci,drive=disk{i},serial=HCDISK{i}"]
@@ -197,7 +213,11 @@ class Machine:
                                check=True)
         for i, disk in enumerate(self.disks):
             path = self.workdir / f"disk{i}.qcow2"
-            if not path.exists():
+            if isinstance(disk, Path):
+                # An existing disk (e.g. the one an install wrote), used in place.
+                if not path.exists():
+                    path.symlink_to(disk.resolve())
+            elif not path.exists():
                 subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), str(disk)],
                                check=True)
 

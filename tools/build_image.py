@@ -9,6 +9,7 @@ not a traceback.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -90,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="show mkosi's output as it runs")
     args = ap.parse_args(argv)
     BUILD.mkdir(exist_ok=True)
+    lock = (BUILD / ".build.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("hypercore: another image build is running in this checkout; waiting for it",
+              file=sys.stderr)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     timings = {}
     try:
         t = time.monotonic()
