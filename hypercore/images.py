@@ -77,7 +77,7 @@ def import_image(state: StateDir, src: Path, name: str, backend: Backend) -> tup
         spec = f"{pool}/{name}"
         if sr.image_info(spec) is not None:
             raise UserError(f"RBD image {spec} already exists", hint="choose another image name")
-        sr.rbd(sr.import_argv(src, fmt, spec))
+        sr.rbd(sr.import_argv(src, fmt, spec), timeout=None)  # as long as the copy takes
         sr.rbd(sr.snap_argv("create", spec, sr.GOLDEN_SNAP))
         sr.rbd(sr.snap_argv("protect", spec, sr.GOLDEN_SNAP))
         img = Image(name, "rbd", spec, "raw", size, str(src), time.strftime("%Y-%m-%d %H:%M:%S"))

@@ -59,4 +59,9 @@ def ensure(state: StateDir) -> Path:
 
 
 def mount_script() -> str:
-    return resources.files("hypercore").joinpath("guest/hypercore-share-mount").read_text()
+    try:
+        return resources.files("hypercore").joinpath("guest/hypercore-share-mount").read_text()
+    except FileNotFoundError:
+        raise UserError("the guest helper hypercore-share-mount is not installed with hypercore",
+                        hint="in a guest, mount it by hand: mount -t virtiofs hypercore_share /shared "
+                             "|| mount -t 9p -o trans=virtio,version=9p2000.L hypercore_share /shared") from None

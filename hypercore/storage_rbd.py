@@ -118,9 +118,10 @@ def children(spec: str, snap: str, user="admin", conf=None) -> list[str]:
     return [f"{c['pool']}/{c['image']}" if isinstance(c, dict) else str(c) for c in out]
 
 
-def rbd(argv: list[str]) -> None:
+def rbd(argv: list[str], timeout: float | None = 600) -> None:
+    """Run an rbd (or qemu-img to rbd:) command; a failure is one line for the user."""
     try:
-        run(argv, timeout=600)
+        run(argv, timeout=timeout)
     except CommandError as e:
         raise UserError(f"rbd failed: {_fail(e)}", hint=f"the command was: {' '.join(argv)}") from None
 

@@ -7,7 +7,9 @@ Run the whole suite under the machine's QEMU lock:
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -53,6 +55,7 @@ def shell(state: Path, name: str) -> GuestShell:
 
 
 def qemu_running(state: Path) -> list[int]:
+    """QEMU and virtiofsd processes of this state dir still alive."""
     out = []
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -60,7 +63,8 @@ def qemu_running(state: Path) -> list[int]:
                 cmd = (p / "cmdline").read_bytes()
             except OSError:
                 continue
-            if cmd.startswith(b"qemu-system") and str(state).encode() in cmd:
+            argv0 = cmd.split(b"\0", 1)[0]
+            if (b"qemu-system" in argv0 or b"virtiofsd" in argv0) and str(state).encode() in cmd:
                 out.append(int(p.name))
     return out
 
@@ -166,6 +170,17 @@ def test_two_guests_exchange_a_file(cli, state, test_guest, transport, fstype):
             out = b.succeed("umount /shared && mount -t 9p -o trans=virtio,version=9p2000.L hypercore_share /shared"
                             " && cat /shared/a.txt")
             assert out == "hello-from-a\n"
+        # What `systemctl stop hypercore-vm-a` does: SIGTERM to the runner, which presses
+        # the ACPI power button; the runner then stops virtiofsd and removes its sockets.
+        a.close()
+        run_dir = state / "vms" / "a" / "run"
+        os.kill(int((run_dir / "runner.pid").read_text()), signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while (run_dir / "runner.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not (run_dir / "runner.pid").exists() and not (run_dir / "qmp.sock").exists()
+        assert "SIGTERM: pressing the ACPI power button" in (run_dir / "runner.log").read_text()
+        assert "ACPI power button, powering off" in (run_dir / "console.log").read_text(errors="replace")
     finally:
         a.close()
         b.close()
