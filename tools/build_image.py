@@ -25,7 +25,7 @@ from hypercore.errors import UserError, report  # noqa: E402
 from hypercore.run import CommandError, run  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("HYPERCORE_CACHE_DIR", "/var/cache/hypercore"))
-BUILD = TOP / "build"
+BUILD = Path(os.environ.get("HYPERCORE_BUILD_DIR", TOP / "build"))
 
 
 def build_wheel(out: Path) -> Path:
@@ -39,16 +39,21 @@ def build_wheel(out: Path) -> Path:
     return wheels[0]
 
 
-def run_mkosi(cache: Path, outdir: Path, verbose: bool) -> None:
-    for sub in ("incremental", "packages"):
-        (cache / sub).mkdir(parents=True, exist_ok=True)
+def run_mkosi(cache: Path, outdir: Path, verbose: bool, extra: list[str]) -> None:
+    try:
+        for sub in ("incremental", "packages"):
+            (cache / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot use {cache} as the build cache: {e.strerror}",
+                        hint="pass --cache-dir DIR (or set HYPERCORE_CACHE_DIR) "
+                             "to a writable directory") from None
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     run(["mkosi", "--directory", TOP,
          "--output-dir", outdir,
          "--cache-dir", cache / "incremental",
          "--package-cache-dir", cache / "packages",
-         "--incremental=yes", "--force", "build"],
+         "--incremental=yes", "--force", *extra, "build"],
         cwd=TOP, tee=BUILD / "mkosi.log", echo=verbose)
 
 
@@ -89,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="mkosi's incremental and package caches (default: %(default)s, "
                          "or $HYPERCORE_CACHE_DIR)")
     ap.add_argument("-v", "--verbose", action="store_true", help="show mkosi's output as it runs")
+    ap.add_argument("mkosi_args", nargs="*", metavar="-- MKOSI_ARG",
+                    help="extra mkosi options after --, e.g. -- --debug")
     args = ap.parse_args(argv)
     BUILD.mkdir(exist_ok=True)
     lock = (BUILD / ".build.lock").open("w")
@@ -106,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         timings["wheel_s"] = round(time.monotonic() - t, 1)
         t = time.monotonic()
         print(f"hypercore: running mkosi (log: {BUILD / 'mkosi.log'})", file=sys.stderr)
-        run_mkosi(args.cache_dir, BUILD / "mkosi.out", args.verbose)
+        run_mkosi(args.cache_dir, BUILD / "mkosi.out", args.verbose, args.mkosi_args)
         timings["mkosi_s"] = round(time.monotonic() - t, 1)
         artifacts = lay_out(BUILD / "mkosi.out")
     except CommandError as e:
