@@ -89,7 +89,10 @@ def lay_out(outdir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="tools/build-image", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="tools/build-image",
+        description="Install the host prerequisites (tools/host-prereqs), then build "
+                    "build/hypercore.raw, build/netboot/ and build/SHA256SUMS with mkosi.")
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
                     help="mkosi's incremental and package caches (default: %(default)s, "
                          "or $HYPERCORE_CACHE_DIR)")

@@ -58,11 +58,15 @@ POWER_BUTTON = "#!/bin/sh\necho 'hypercore-test-guest: ACPI power button, poweri
 
 
 def _kernel_package() -> str:
-    out = run(["apt-cache", "depends", "--important", "linux-image-amd64"]).stdout
-    m = re.search(r"Depends:\s*(linux-image-\S+)", out)
-    if not m:
-        raise RuntimeError(f"cannot tell the kernel package from: {out!r}")
-    return m.group(1)
+    """The package linux-image-amd64 points at (e.g. linux-image-6.1.0-56-amd64)."""
+    for attempt in (1, 2):
+        out = run(["apt-cache", "depends", "--important", "linux-image-amd64"], check=False).stdout
+        m = re.search(r"Depends:\s*(linux-image-\S+)", out)
+        if m:
+            return m.group(1)
+        if attempt == 1:  # a fresh machine may have no package lists yet
+            run(["apt-get", "update", "-q"], timeout=600)
+    raise RuntimeError(f"cannot tell the kernel package from apt-cache: {out!r}")
 
 
 def _module_closure(moddir: Path, wanted: list[str]) -> list[Path]:
@@ -86,7 +90,7 @@ def _module_closure(moddir: Path, wanted: list[str]) -> list[Path]:
 
 def kernel() -> Path:
     """A directory with vmlinuz, *.ko and 'order' (the insmod order)."""
-    ready = sorted(CACHE.glob("*/order"))
+    ready = sorted(p for p in CACHE.glob("*/order") if not p.parent.name.endswith(".partial"))
     if ready:
         return ready[-1].parent
     CACHE.mkdir(parents=True, exist_ok=True)
