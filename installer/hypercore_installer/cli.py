@@ -5,6 +5,7 @@
   hypercore-install plan ANSWERS.yaml           what an install would do
   hypercore-install apply ANSWERS.yaml          install
   hypercore-install [interactive] [--dry-run]   ask the questions on the console
+  hypercore-install auto                        find an answer file by itself and install (live boot)
 """
 
 from __future__ import annotations
@@ -140,6 +141,11 @@ def cmd_interactive(args) -> int:
     return interactive(args)
 
 
+def cmd_auto(args) -> int:
+    from .auto import auto
+    return auto(args)
+
+
 def _install_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print every command the install would run, change nothing")
@@ -199,6 +205,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--save-answers", metavar="PATH", help="also write the answers to this YAML file")
     _install_options(p)
     p.set_defaults(func=cmd_interactive)
+
+    from .auto import add_arguments as auto_arguments
+    p = sub.add_parser("auto", help="find an answer file by itself and install unattended (run at live boot)",
+                       description="Look for an answer file: hypercore.answers=URL on the kernel command line, "
+                                   "the systemd credential hypercore.answers, a filesystem labelled HYPERCORE "
+                                   "holding hypercore-answers.yaml. Found: validate it, show the plan, install "
+                                   "as `apply FILE --yes` does, then act on its after_install. None found: "
+                                   "exit 0 (the dialogue runs on tty1).")
+    auto_arguments(p)
+    _install_options(p)
+    p.set_defaults(func=cmd_auto)
     return ap
 
 
