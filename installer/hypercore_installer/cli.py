@@ -6,6 +6,8 @@
   hypercore-install apply ANSWERS.yaml          install
   hypercore-install [interactive] [--dry-run]   ask the questions on the console
   hypercore-install auto                        find an answer file by itself and install (live boot)
+  hypercore-install firstboot                   bootstrap Ceph on the installed node's first boot
+  hypercore-install status                      the node's Ceph state and the first-boot steps
 """
 
 from __future__ import annotations
@@ -146,6 +148,16 @@ def cmd_auto(args) -> int:
     return auto(args)
 
 
+def cmd_firstboot(args) -> int:
+    from .firstboot.main import firstboot
+    return firstboot(args)
+
+
+def cmd_status(args) -> int:
+    from .firstboot.main import status
+    return status(args)
+
+
 def _install_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print every command the install would run, change nothing")
@@ -216,6 +228,20 @@ def parser() -> argparse.ArgumentParser:
     auto_arguments(p)
     _install_options(p)
     p.set_defaults(func=cmd_auto)
+
+    p = sub.add_parser("firstboot", help="bootstrap Ceph on the installed node (run by hypercore-firstboot.service)",
+                       description="Read /etc/hypercore/answers.yaml and install.json and make this node's Ceph "
+                                   "role: a new one-node cluster (monitor, manager, OSDs, pool vm-pool, "
+                                   "HEALTH_OK) or OSDs joining an existing cluster. Each step runs once; after a "
+                                   "failure, run it again to resume at the failed step.")
+    p.add_argument("--root", default="/", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_firstboot)
+
+    p = sub.add_parser("status", help="show the node's Ceph state and the first-boot bootstrap's steps",
+                       description="Print the ready report (address, Ceph health, fsid, next commands) and "
+                                   "the state of each first-boot step. Changes nothing.")
+    p.add_argument("--root", default="/", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_status)
     return ap
 
 
