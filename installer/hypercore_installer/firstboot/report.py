@@ -33,7 +33,7 @@ def render_report(facts: dict, summary: dict) -> str:
     host, ip = facts.get("host", "?"), facts.get("ip", "?")
     health = summary.get("health", "unknown")
     mode = facts.get("mode", "new")
-    title = "Ceph is ready" if health == "HEALTH_OK" else f"Ceph is {health}"
+    title = "Ceph is ready (HEALTH_OK)" if health == "HEALTH_OK" else f"Ceph is not ready ({health})"
     lines = [f"Hypercore node {host}: {title}", ""]
     addr = f"{ip}/{facts.get('prefixlen', '?')} on {facts.get('interface', '?')}"
     if facts.get("network_mode") == "dhcp":

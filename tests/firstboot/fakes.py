@@ -1,0 +1,193 @@
+"""A fake machine for the first-boot steps: answers every command the way a
+small Ceph cluster would, records what was run, fails on request. Files are
+written for real under a temporary root; chown is only recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from hypercore.run import CommandError
+
+from hypercore_installer.firstboot.host import Host
+
+IP_ADDR = [
+    {"ifindex": 1, "ifname": "lo", "link_type": "loopback", "address": "00:00:00:00:00:00",
+     "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8, "scope": "host"}]},
+    {"ifindex": 2, "ifname": "enp0s2", "link_type": "ether", "address": "52:54:00:12:34:56",
+     "addr_info": [{"family": "inet", "local": "10.0.2.15", "prefixlen": 24, "scope": "global",
+                    "dynamic": True},
+                   {"family": "inet6", "local": "fe80::5054:ff:fe12:3456", "prefixlen": 64, "scope": "link"}]},
+]
+LSBLK = {"blockdevices": [
+    {"path": "/dev/vda", "type": "disk", "serial": None, "wwn": None, "size": "8G", "model": None},
+    {"path": "/dev/vdb", "type": "disk", "serial": "HCDISK0", "wwn": None, "size": "8G", "model": None},
+]}
+BY_ID = {"/dev/disk/by-id/virtio-HCDISK0": "/dev/vdb"}
+
+
+class FakeCluster(Host):
+    def __init__(self, root: str):
+        super().__init__(out=open(os.devnull, "w"))
+        self.root = root
+        self.calls: list[list[str]] = []
+        self.chowns: dict[str, str] = {}
+        self.clock = 0.0
+        self.fail: dict[str, int] = {}        # " ".join(argv) substring -> times to fail
+        self.config: dict[tuple[str, str], str] = {}
+        self.msgr2 = False
+        self.mon_running = False
+        self.mgr_polls_until_active = 2
+        self.osds: dict[str, dict] = {}        # device -> {"id", "fsid", "cluster"}
+        self.osd_running: set[int] = set()
+        self.pools: dict[str, dict] = {}
+        self.health_polls = [{"status": "HEALTH_WARN", "checks": {
+            "PG_AVAILABILITY": {"summary": {"message": "Reduced data availability: 32 pgs inactive"}}}}]
+        self.devices = dict(BY_ID)
+        self.ip_polls_without_address = 0
+
+    # --- the Host interface ------------------------------------------------
+    def run(self, argv, *, input=None, ok=(0,), secret=False, env=None, timeout=None):
+        argv = [str(a) for a in argv]
+        self.calls.append(argv)
+        line = " ".join(argv)
+        for pattern, times in list(self.fail.items()):
+            if pattern in line and times > 0:
+                self.fail[pattern] = times - 1
+                raise CommandError(argv, 1, "", f"injected failure\n{pattern}: it broke")
+        rc, out = self.answer(argv)
+        if rc not in ok:
+            raise CommandError(argv, rc, out, "error")
+        return subprocess.CompletedProcess(argv, rc, out, "")
+
+    def chown(self, path, user):
+        self.chowns[path] = user
+
+    def owner(self, path):
+        return self.chowns.get(path)
+
+    def exists(self, path):
+        return path in self.devices or os.path.lexists(path)
+
+    def realpath(self, path):
+        return self.devices.get(path, path)
+
+    def hostname(self):
+        return "node1"
+
+    def monotonic(self):
+        return self.clock
+
+    def sleep(self, seconds):
+        self.clock += seconds
+
+    # --- the simulated cluster ----------------------------------------------
+    def answer(self, argv: list[str]) -> tuple[int, str]:
+        cmd = argv[0]
+        if cmd == "ip":
+            if self.ip_polls_without_address > 0:
+                self.ip_polls_without_address -= 1
+                return 0, json.dumps([IP_ADDR[0], {**IP_ADDR[1], "addr_info": []}])
+            return 0, json.dumps(IP_ADDR)
+        if cmd == "lsblk":
+            return 0, json.dumps(LSBLK)
+        if cmd == "monmaptool":
+            open(argv[-1], "w").write("monmap")
+            return 0, ""
+        if cmd == "ceph-mon":
+            d = os.path.join(self.root, "var/lib/ceph/mon", "ceph-" + argv[argv.index("-i") + 1])
+            os.makedirs(os.path.join(d, "store.db"), exist_ok=True)
+            open(os.path.join(d, "keyring"), "w").write(open(argv[argv.index("--keyring") + 1]).read())
+            return 0, ""
+        if cmd == "systemctl":
+            if argv[1] == "is-active":
+                return (0 if int(argv[-1].split("@")[1]) in self.osd_running else 3), ""
+            if argv[1] == "enable" and any(a.startswith("ceph-mon@") for a in argv):
+                self.mon_running = True
+            return 0, ""
+        if cmd == "ceph-volume":
+            return self.ceph_volume(argv[1:])
+        if cmd == "rbd":
+            self.pools[argv[-1]]["application_metadata"] = {"rbd": {}}
+            return 0, ""
+        if cmd == "agetty":
+            return 0, ""
+        if cmd == "ceph":
+            return self.ceph(argv[1:])
+        raise AssertionError(f"unexpected command {argv}")
+
+    def ceph_volume(self, args):
+        if args[:2] == ["lvm", "list"]:
+            listing = {str(o["id"]): [{"devices": [dev], "type": "block", "tags": {
+                "ceph.osd_id": str(o["id"]), "ceph.osd_fsid": o["fsid"], "ceph.cluster_fsid": o["cluster"]}}]
+                for dev, o in self.osds.items()}
+            return 0, json.dumps(listing)
+        if args[:2] == ["lvm", "create"]:
+            dev = self.realpath(args[args.index("--data") + 1])
+            osd_id = len(self.osds)
+            conf = open(os.path.join(self.root, "etc/ceph/ceph.conf")).read()
+            fsid = next(line.split("=")[1].strip() for line in conf.splitlines() if line.startswith("fsid"))
+            self.osds[dev] = {"id": osd_id, "fsid": f"osd-fsid-{osd_id}", "cluster": fsid}
+            self.osd_running.add(osd_id)
+            return 0, ""
+        if args[:2] == ["lvm", "activate"]:
+            self.osd_running.add(int(args[2]))
+            return 0, ""
+        raise AssertionError(f"unexpected ceph-volume {args}")
+
+    def ceph(self, args):
+        if args[0] == "--admin-daemon":
+            return (0, json.dumps({"state": "leader"})) if self.mon_running else (22, "")
+        assert args[:2] == ["--connect-timeout", "30"], args
+        args = args[2:]
+        if args[-2:] == ["--format", "json"]:
+            args = args[:-2]
+        if args == ["mon", "enable-msgr2"]:
+            self.msgr2 = True
+            return 0, ""
+        if args[:2] == ["config", "set"]:
+            self.config[(args[2], args[3])] = args[4]
+            return 0, ""
+        if args[:2] == ["config", "rm"]:
+            self.config.pop((args[2], args[3]), None)
+            return 0, ""
+        if args == ["mgr", "stat"]:
+            self.mgr_polls_until_active -= 1
+            return 0, json.dumps({"available": self.mgr_polls_until_active <= 0, "active_name": "node1"})
+        if args == ["osd", "dump"]:
+            return 0, json.dumps({"osds": [{"osd": o["id"], "up": int(o["id"] in self.osd_running), "in": 1}
+                                           for o in self.osds.values()]})
+        if args == ["osd", "pool", "ls", "detail"]:
+            return 0, json.dumps(list(self.pools.values()))
+        if args[:3] == ["osd", "pool", "create"]:
+            size = int(self.config.get(("global", "osd_pool_default_size"), "3"))
+            self.pools[args[3]] = {"pool_name": args[3], "size": size, "min_size": 1, "type": 1,
+                                   "pg_num": int(args[4]), "application_metadata": {}}
+            return 0, ""
+        if args[:3] == ["osd", "pool", "set"]:
+            self.pools[args[3]][args[4]] = int(args[5])
+            return 0, ""
+        if args == ["health"]:
+            doc = self.health_polls.pop(0) if self.health_polls else {"status": "HEALTH_OK", "checks": {}}
+            return 0, json.dumps(doc)
+        if args == ["status"]:
+            return 0, json.dumps({"health": {"status": "HEALTH_OK", "checks": {}},
+                                  "monmap": {"num_mons": 1},
+                                  "osdmap": {"num_osds": len(self.osds), "num_up_osds": len(self.osd_running),
+                                             "num_in_osds": len(self.osds)}})
+        if args == ["fsid"]:
+            return 0, json.dumps({"fsid": "6f1d2c3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"})
+        if args[:2] == ["auth", "get"]:
+            return 0, "[client.bootstrap-osd]\n\tkey = AQBvaBFZAAAAABAA9VHgwCg3rWn8fMaX8KL01A==\n"
+        if args == ["osd", "tree"]:
+            return 0, json.dumps({"nodes": [{"name": "node0", "type": "host", "children": [0]},
+                                            {"name": "node1", "type": "host", "children": [1]}]})
+        if args[:4] == ["osd", "crush", "rule", "create-replicated"]:
+            return 0, ""
+        if args[:4] == ["osd", "crush", "rule", "dump"]:
+            return 0, json.dumps({"rule_id": 1, "rule_name": args[4]})
+        raise AssertionError(f"unexpected ceph {args}")
+
+    def ran(self, *prefix: str) -> list[list[str]]:
+        return [c for c in self.calls if c[:len(prefix)] == list(prefix)]

@@ -1,0 +1,77 @@
+"""ceph.mode: join -- this node's OSDs into an existing cluster, then the
+single-node decisions undone."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from conftest import JOIN_KEY
+
+from hypercore_installer.firstboot import render
+from hypercore_installer.firstboot.steps_join import HOST_RULE, redundancy_plan
+
+
+def test_join_writes_conf_and_keys_then_adds_the_osds(join_node):
+    rc, out = join_node.run()
+    assert rc == 0, out
+    h = join_node.host
+    conf = join_node.file("etc/ceph/ceph.conf").read_text()
+    assert "mon_host = 10.0.2.10,10.0.2.11:6789" in conf
+    assert "fsid = 6f1d2c3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f" in conf   # learnt from the monitors
+    assert "public_network = 10.0.2.0/24" in conf
+    admin = join_node.file("etc/ceph/ceph.client.admin.keyring")
+    assert render.parse_keyring(admin.read_text()) == {"client.admin": JOIN_KEY}
+    boot = join_node.file("var/lib/ceph/bootstrap-osd/ceph.keyring")
+    assert "client.bootstrap-osd" in render.parse_keyring(boot.read_text())
+    for f in (admin, boot):
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600
+    assert h.ran("ceph-volume", "lvm", "create")
+    assert not h.ran("ceph-mon") and not h.ran("monmaptool")   # no monitor of its own
+    # Two hosts now: pools and defaults leave single-node mode.
+    assert h.ran("ceph", "--connect-timeout", "30", "osd", "crush", "rule", "create-replicated", HOST_RULE,
+                 "default", "host")
+    assert ("global", "osd_pool_default_size") in h.config and h.config[("global", "osd_pool_default_size")] == "2"
+    assert JOIN_KEY not in out
+    assert "HEALTH_OK" in out
+
+
+def test_a_wrong_fsid_is_refused(tmp_path, monkeypatch):
+    from conftest import ANSWERS_JOIN, Node
+    monkeypatch.setenv("INVOCATION_ID", "x")
+    answers = {**ANSWERS_JOIN, "ceph": {**ANSWERS_JOIN["ceph"], "fsid": "00000000-0000-4000-8000-000000000000"}}
+    node = Node(tmp_path / "r", answers)
+    rc, out = node.run()
+    assert rc == 1
+    assert "belong to cluster 6f1d2c3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f, not 00000000" in out
+    assert not node.host.ran("ceph-volume", "lvm", "create")
+
+
+POOLS = {"vm-pool": {"pool_name": "vm-pool", "size": 1, "type": 1},
+         "device_health_metrics": {"pool_name": "device_health_metrics", "size": 1, "type": 1},
+         "ec": {"pool_name": "ec", "size": 3, "type": 3}}
+
+
+def test_one_host_changes_nothing():
+    assert redundancy_plan(1, POOLS, 1) == []
+
+
+def test_two_hosts_two_copies_on_different_hosts_and_the_warning_back_on():
+    plan = redundancy_plan(2, POOLS, 4)
+    assert ["osd", "pool", "set", "vm-pool", "crush_rule", HOST_RULE] in plan
+    assert ["osd", "pool", "set", "vm-pool", "size", "2"] in plan
+    assert ["osd", "pool", "set", "vm-pool", "min_size", "1"] in plan
+    assert ["osd", "pool", "set", "device_health_metrics", "size", "2"] in plan
+    assert not any("ec" in c for c in plan)                       # erasure-coded pools untouched
+    for who, option, _ in render.SINGLE_NODE_SETTINGS:
+        assert ["config", "rm", who, option] in plan               # POOL_NO_REDUNDANCY warns again
+    assert ["config", "set", "global", "osd_pool_default_size", "2"] in plan
+    assert ["config", "set", "global", "osd_pool_default_crush_rule", "4"] in plan
+
+
+def test_three_hosts_three_copies_and_ceph_defaults():
+    plan = redundancy_plan(5, {**POOLS, "big": {"pool_name": "big", "size": 3, "type": 1}}, 4)
+    assert ["osd", "pool", "set", "vm-pool", "size", "3"] in plan
+    assert ["osd", "pool", "set", "vm-pool", "min_size", "2"] in plan
+    assert not any(c[:4] == ["osd", "pool", "set", "big"] for c in plan)
+    assert not any(c[:3] == ["config", "set", "global"] and c[3] == "osd_pool_default_size" for c in plan)
