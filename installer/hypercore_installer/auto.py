@@ -29,6 +29,9 @@ from hypercore.run import CommandError, run
 
 from . import answers as answers_mod
 from . import sources
+from .journal import DEFAULT_PATH
+
+JOURNAL = DEFAULT_PATH.name
 
 PROG = "hypercore-install"
 MARKER = "auto.json"              # {"state": "started"|"installed", "from": ..., "target": ...}
@@ -104,6 +107,11 @@ class BootState:
         self._write(self.answers_copy, text)
         self._write(self.marker, json.dumps({"state": "started", "from": found.where,
                                              "sha256": found.sha256, "time": int(time.time())}))
+
+    def abandon(self) -> None:
+        """Nothing was written to any disk: another unattended run may try again."""
+        if not self.dry_run:
+            self.marker.unlink(missing_ok=True)
 
     def installed(self, found: sources.Found, target: str) -> None:
         self._write(self.marker, json.dumps({"state": "installed", "from": found.where, "target": target,
@@ -221,14 +229,16 @@ def _auto(args, state: BootState) -> int:
     say(f"Unattended install (the answer file is the consent; nothing is asked); after_install: {after}\n")
 
     state.started(found, text)
+    journal = Path(args.journal or Path(args.workdir) / JOURNAL)
     try:
         run_install(doc, args, ask=False)
-    except UserError as e:
-        if not args.dry_run:
-            e.hint = (e.hint + "; or " if e.hint else "") + state.resume_hint()
-        raise
-    except CommandError as e:
-        raise UserError(str(e), hint=state.resume_hint()) from None
+    except (UserError, CommandError) as e:
+        if args.dry_run or not journal.exists():
+            state.abandon()         # refused before the first write (a plan refusal, a missing tool)
+            raise
+        err = e if isinstance(e, UserError) else UserError(str(e))
+        err.hint = (err.hint + "; or " if err.hint else "") + state.resume_hint()
+        raise err from None
     target = _target_path(args, doc)
     state.installed(found, target)
     return _after_install(after, args, state, found, target)
@@ -236,7 +246,7 @@ def _auto(args, state: BootState) -> int:
 
 def _target_path(args, doc) -> str:
     """The installed disk, for the messages (from the finished journal)."""
-    journal = Path(args.journal or Path(args.workdir) / "journal.json").with_suffix(".done.json")
+    journal = Path(args.journal or Path(args.workdir) / JOURNAL).with_suffix(".done.json")
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         return json.loads(journal.read_text())["plan"]["target"]["path"]
     target = doc.get("target", {})

@@ -3,7 +3,7 @@
 1. the kernel command line: ``hypercore.answers=http(s)://...``, fetched with
    retries while the network comes up;
 2. the systemd credential ``hypercore.answers`` (``$CREDENTIALS_DIRECTORY``,
-   else the system credentials in /run/credentials/@system);
+   then the system credentials in /run/credentials/@system);
 3. a filesystem labelled ``HYPERCORE`` holding ``hypercore-answers.yaml`` or
    ``answers.yaml``, mounted read-only for the moment of the copy.
 
@@ -275,11 +275,14 @@ def from_url(url: str, settings: Settings, out: Callable[[str], None] = print) -
 
 # --- 2. systemd credential ----------------------------------------------------
 
-def credentials_dir(settings: Settings) -> Path:
+def credentials_dirs(settings: Settings) -> list[Path]:
+    """Where the credential may be: the given directory; else the service's
+    $CREDENTIALS_DIRECTORY (LoadCredential=) and then the system credentials
+    themselves (when run by hand, or should LoadCredential= not have copied it)."""
     if settings.credentials_dir is not None:
-        return settings.credentials_dir
+        return [settings.credentials_dir]
     env = os.environ.get("CREDENTIALS_DIRECTORY")
-    return Path(env) if env else SYSTEM_CREDENTIALS
+    return [Path(env), SYSTEM_CREDENTIALS] if env else [SYSTEM_CREDENTIALS]
 
 
 def _read_limited(path: Path, shown: str, fix: str) -> bytes:
@@ -297,8 +300,8 @@ def _read_limited(path: Path, shown: str, fix: str) -> bytes:
 
 
 def from_credential(settings: Settings) -> Found | None:
-    path = credentials_dir(settings) / CREDENTIAL
-    if not path.exists():
+    path = next((d / CREDENTIAL for d in credentials_dirs(settings) if (d / CREDENTIAL).exists()), None)
+    if path is None:
         return None
     fix = f"pass the YAML answer file as the credential {CREDENTIAL}, {REBOOT_HINT}"
     data = _read_limited(path, f"the credential {CREDENTIAL} ({path})", fix)
@@ -407,4 +410,4 @@ def find_answers(settings: Settings, out: Callable[[str], None] = print) -> Foun
 def looked_at(settings: Settings) -> str:
     """Where find_answers looked, for the 'nothing found' message."""
     return (f"the kernel command line ({URL_KEY}=URL), the systemd credential {CREDENTIAL} "
-            f"({credentials_dir(settings)}), a filesystem labelled {settings.label}")
+            f"({', '.join(map(str, credentials_dirs(settings)))}), a filesystem labelled {settings.label}")

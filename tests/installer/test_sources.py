@@ -301,9 +301,19 @@ def test_credential_from_credentials_directory(tmp_path, monkeypatch):
     assert sources.from_credential(Settings()) is None
 
 
-def test_credential_default_is_the_system_credentials(monkeypatch):
+def test_credential_directories(monkeypatch, tmp_path):
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    assert sources.credentials_dir(Settings()) == Path("/run/credentials/@system")
+    assert sources.credentials_dirs(Settings()) == [Path("/run/credentials/@system")]
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert sources.credentials_dirs(Settings()) == [tmp_path, Path("/run/credentials/@system")]
+    assert sources.credentials_dirs(Settings(credentials_dir=tmp_path / "x")) == [tmp_path / "x"]
+
+
+def test_credential_falls_back_to_the_system_credentials(monkeypatch, tmp_path):
+    system = _creds(tmp_path, ANSWERS)
+    monkeypatch.setattr(sources, "SYSTEM_CREDENTIALS", system)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "service"))
+    assert sources.from_credential(Settings()).where == str(system / "hypercore.answers")
 
 
 def test_empty_credential_is_an_error(tmp_path):
