@@ -244,7 +244,7 @@ def fetch(url: str, *, deadline: float = FETCH_DEADLINE, out: Callable[[str], No
     start = clock()
     pause = 1.0
     attempt = 0
-    fix = f"; correct {URL_KEY}= on the kernel command line (boot menu: e) or fix the server, {REBOOT_HINT}"
+    fix = f"; {REBOOT_HINT} (the kernel command line can be edited in the boot menu: e)"
     while True:
         attempt += 1
         try:
@@ -303,9 +303,10 @@ def from_credential(settings: Settings) -> Found | None:
     path = next((d / CREDENTIAL for d in credentials_dirs(settings) if (d / CREDENTIAL).exists()), None)
     if path is None:
         return None
-    fix = f"pass the YAML answer file as the credential {CREDENTIAL}, {REBOOT_HINT}"
-    data = _read_limited(path, f"the credential {CREDENTIAL} ({path})", fix)
-    return Found(data, str(path), f"from the systemd credential {CREDENTIAL}", fix)
+    data = _read_limited(path, f"the credential {CREDENTIAL} ({path})",
+                         f"pass the YAML answer file as the credential {CREDENTIAL}, {REBOOT_HINT}")
+    return Found(data, str(path), f"from the systemd credential {CREDENTIAL}",
+                 f"correct the file passed as the credential {CREDENTIAL}, {REBOOT_HINT}")
 
 
 # --- 3. filesystem labelled HYPERCORE -------------------------------------------

@@ -137,7 +137,7 @@ def test_invalid_answers_are_all_printed_and_nothing_is_planned(auto, env):
     assert "  after_install: 'later' is not one of: reboot, poweroff, none\n" in err
     assert "  hostname: 'node_1' is not a valid host name (RFC 1123)\n" in err
     assert err.rstrip().endswith(
-        "hint: pass the YAML answer file as the credential hypercore.answers, then boot again; or run "
+        "hint: correct the file passed as the credential hypercore.answers, then boot again; or run "
         "`hypercore-install auto` again on the serial console once it is fixed")
 
 

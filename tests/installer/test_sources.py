@@ -232,7 +232,8 @@ def test_fetch_404_is_not_retried(server):
         sources.fetch(url, deadline=120, out=lines.append, sleep=t.sleep, clock=t.clock)
     assert e.value.message == f"cannot fetch the answer file {url}: HTTP 404 Not Found"
     assert e.value.hint.startswith("the server has no file at that path: check the path in the URL "
-                                   "(test it from another machine: curl -fsS URL); correct hypercore.answers=")
+                                   "(test it from another machine: curl -fsS URL); then boot again (the kernel command "
+                                   "line can be edited in the boot menu: e)")
     assert lines == [f"  fetching {url}: attempt 1 failed: HTTP 404 Not Found; not retried"]
     assert server.hits["/missing.yaml"] == 1 and t.sleeps == []
 
