@@ -237,7 +237,7 @@ def _auto(args, state: BootState) -> int:
             state.abandon()         # refused before the first write (a plan refusal, a missing tool)
             raise
         err = e if isinstance(e, UserError) else UserError(str(e))
-        err.hint = (err.hint + "; or " if err.hint else "") + state.resume_hint()
+        err.hint = state.resume_hint()      # not "the same command again": auto runs once per boot
         raise err from None
     target = _target_path(args, doc)
     state.installed(found, target)

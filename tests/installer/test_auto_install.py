@@ -13,7 +13,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import cli_env, run_cli
 from loopdisks import GiB, loop_device, make_ext4_disk, sha256_of
 from test_apply_loop import lab  # noqa: F401  (the fixture)
 
@@ -72,3 +72,26 @@ def test_a_refused_plan_leaves_no_marker(lab, tmp_path):  # noqa: F811
     assert not (lab.workdir / "auto.json").exists()          # nothing was written: auto may run again
     status = (lab.workdir / "auto-status.txt").read_text()
     assert status.startswith("The unattended install stopped:\n") and "holds data" in status
+
+
+def test_a_crashed_unattended_install_is_not_restarted_but_resumes_by_hand(lab, tmp_path):  # noqa: F811
+    env = cli_env()
+    env["HYPERCORE_INSTALL_CRASH_AFTER"] = "grow-root"
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "hypercore.answers").write_text(yaml.safe_dump(_doc(lab, after_install="none")))
+    (tmp_path / "cmdline").write_text("quiet\n")
+    crashed = run_cli("auto", "--cmdline", tmp_path / "cmdline", "--credentials-dir", creds, "--label", "HCTNONE",
+                      "--source-disk", lab.source, "--workdir", lab.workdir, env=env)
+    assert crashed.returncode == -9
+    assert json.loads((lab.workdir / "auto.json").read_text())["state"] == "started"
+
+    again = run_auto(lab, tmp_path, _doc(lab, after_install="none"))
+    assert again.returncode == 1 and again.stdout == ""
+    copy = lab.workdir / "auto-answers.yaml"
+    assert "an unattended install already started in this live boot" in again.stderr
+    assert f"resume it on the serial console with: hypercore-install apply {copy} --yes" in again.stderr
+
+    resumed = run_cli("apply", copy, "--yes", "--source-disk", lab.source, "--workdir", lab.workdir)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "(5 of 16 steps done)" in resumed.stdout
