@@ -25,7 +25,6 @@ from __future__ import annotations
 import atexit
 import base64
 import ctypes
-import os
 import re
 import select
 import shutil
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pexpect
+
+import hypercore.accel
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
@@ -56,29 +57,6 @@ class MachineError(AssertionError):
 def _set_pdeathsig() -> None:
     # QEMU dies with the test process, even if that is SIGKILLed.
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def kvm_usable() -> bool:
-    """True when KVM really works here: /dev/kvm usable, the CPU advertises
-    vmx/svm, and QEMU can start a vCPU with ``-accel kvm -cpu host``.
-
-    (On nested "PVM" hosts /dev/kvm exists but real kernels hang; those hosts
-    show no vmx/svm flag.) HYPERCORE_ACCEL=kvm|tcg overrides the detection.
-    """
-    forced = os.environ.get("HYPERCORE_ACCEL")
-    if forced in ("kvm", "tcg"):
-        return forced == "kvm"
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return False
-    flags = Path("/proc/cpuinfo").read_text()
-    if not re.search(r"^flags\s*:.*\b(vmx|svm)\b", flags, re.M):
-        return False
-    probe = subprocess.run(
-        ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-machine", "q35",
-         "-nodefaults", "-display", "none", "-S", "-qmp", "stdio"],
-        input=b'{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n',
-        capture_output=True, timeout=30, check=False)
-    return probe.returncode == 0
 
 
 def retry(fn: Callable[[bool], T | None], timeout: float, interval: float = 2.0,
@@ -134,7 +112,8 @@ class Machine:
         self.boot_device = boot_device
         self.disks = list(disks)
         self.nics = list(nics)
-        self.accel = accel or ("kvm" if kvm_usable() else "tcg")
+        # KVM where it really works, else TCG (HYPERCORE_ACCEL=kvm|tcg overrides).
+        self.accel = accel or hypercore.accel.detect().name
         self.snapshot = snapshot
         self.kernel, self.initrd, self.append = kernel, initrd, append
         self.fw_cfg = dict(fw_cfg or {})

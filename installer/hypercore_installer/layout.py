@@ -24,6 +24,9 @@ ROOT_TYPE = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"     # root, x86-64 (discovera
 LINUX_DATA_TYPE = "0fc63daf-8483-4772-8e79-3d69d8477de4"  # not auto-mounted by gpt-auto
 DATA_PARTLABEL = "hypercore-data"
 DATA_FS_LABEL = "hypercore-data"
+# A filesystem with this label holds an answer file (sources.py); on the boot
+# stick it follows the image and is never copied to the target.
+ANSWERS_LABEL = "HYPERCORE"
 
 
 def align_down(sector: int) -> int:

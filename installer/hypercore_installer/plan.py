@@ -12,7 +12,10 @@ from .answers import disk_refs
 from .model import Plan, PlanRefused, Refusal, Step
 from .probe import LIVE_PARTLABEL, data_signatures, describe_signature, partition_path
 from .selectors import find_by_path, resolve
+from .layout import ANSWERS_LABEL
 from .sizes import human
+
+
 
 
 def _summary(disk: dict) -> dict:
@@ -38,6 +41,10 @@ def _source(machine: dict, source_path: str | None) -> tuple[dict | None, list[R
             return None, [Refusal("source", what, "name the disk holding the Hypercore image with --source-disk")]
         disk = media[0]
     parts = [p for p in disk["partitions"] if p.get("start") is not None and p.get("sectors")]
+    # An operator may add a filesystem labelled HYPERCORE (the answer file) after
+    # the image on the stick: it is not part of the image and is not copied.
+    answers_parts = [p for p in parts if (p.get("fs_label") or "").upper() == ANSWERS_LABEL]
+    parts = [p for p in parts if p not in answers_parts]
     esp = [p for p in parts if p.get("type") == layout.ESP_TYPE]
     root = [p for p in parts if p.get("type") == layout.ROOT_TYPE]
     problems = []
@@ -62,6 +69,7 @@ def _source(machine: dict, source_path: str | None) -> tuple[dict | None, list[R
         "partitions": partitions,
         "esp": by_number[esp[0]["number"]], "root": by_number[root[0]["number"]],
         "last_number": max(p["number"] for p in partitions),
+        "not_copied": sorted(p["number"] for p in answers_parts),
         "image_bytes": layout.image_end(partitions) * layout.SECTOR,
     }, []
 
@@ -203,7 +211,8 @@ def _steps(answers, machine, source, target, geometry, data, osds) -> list[Step]
              f"move the GPT backup header to the end of {t}; new random disk and partition GUIDs",
              False, (t,), {"target": t, "numbers": [p["number"] for p in source["partitions"]],
                            "relabel": [p["number"] for p in source["partitions"]
-                                       if p.get("partlabel") == LIVE_PARTLABEL]}),
+                                       if p.get("partlabel") == LIVE_PARTLABEL],
+                           "delete": source.get("not_copied", [])}),
         Step("new-filesystem-ids", "new-filesystem-ids",
              f"check the copied filesystems; new filesystem UUIDs on {esp_part} and {root_part}",
              False, (esp_part, root_part), dict(sys_params)),

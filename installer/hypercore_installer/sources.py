@@ -34,11 +34,13 @@ import requests
 from hypercore.errors import UserError
 from hypercore.run import CommandError, run
 
+from .layout import ANSWERS_LABEL
+
 URL_KEY = "hypercore.answers"
 PIN_KEY = "hypercore.answers_sha256"
 CREDENTIAL = "hypercore.answers"
 SYSTEM_CREDENTIALS = Path("/run/credentials/@system")
-LABEL = "HYPERCORE"
+LABEL = ANSWERS_LABEL
 FILE_NAMES = ("hypercore-answers.yaml", "answers.yaml")
 MAX_BYTES = 1024 * 1024          # an answer file is a few KiB
 FETCH_DEADLINE = 120.0           # seconds of retries: the network may still be coming up

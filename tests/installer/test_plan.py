@@ -245,3 +245,27 @@ def test_a_live_labelled_partition_is_relabelled_on_the_target():
     m["disks"][3]["partitions"][0]["partlabel"] = "hypercore-live"
     plan = build_plan(example("single-node"), m)
     assert next(s for s in plan.steps if s.id == "new-partition-ids").params["relabel"] == [1]
+
+
+def test_an_answers_partition_after_the_image_on_the_stick_is_not_copied():
+    # The operator added a FAT partition labelled HYPERCORE (the answer file)
+    # after the image on the USB stick: the stick is still a valid source, the
+    # copy stops at the image's end, and the copied table drops that entry.
+    m = machine("workstation-nvme-usb")
+    stick = next(d for d in m["disks"] if d.get("boot_medium"))
+    root = stick["partitions"][-1]
+    end = root["start"] + root["sectors"]
+    stick["partitions"].append({
+        "path": "/dev/sdc4", "name": "sdc4", "number": 4, "start": end, "sectors": 65536,
+        "size": 65536 * 512, "type": "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7", "uuid": None,
+        "partlabel": None, "fstype": "vfat", "fs_uuid": "ABCD-1234", "fs_label": "HYPERCORE",
+        "mountpoints": []})
+    plan = build_plan(example("single-node"), m)
+    copy_step = next(s for s in plan.steps if s.id == "copy-image")
+    assert copy_step.params["bytes"] == end * 512
+    assert next(s for s in plan.steps if s.id == "new-partition-ids").params["delete"] == [4]
+    assert [p["number"] for p in plan.source["partitions"]] == [1, 2, 3]
+    # Without the label, a partition after the root still makes the stick unusable.
+    stick["partitions"][-1]["fs_label"] = "DATA"
+    [r] = refusals(example("single-node"), m)
+    assert "its root partition is not the last partition" in r

@@ -41,6 +41,10 @@ def copy_image(ctx: Context, p: dict) -> None:
 def new_partition_ids(ctx: Context, p: dict) -> None:
     t, ids = p["target"], ctx.ids
     ctx.runner.run(["sfdisk", "--relocate", "gpt-bak-std", t])
+    # The copied GPT still lists partitions that were not copied (an answers
+    # partition after the image on the stick): remove them from the table.
+    for n in p.get("delete", []):
+        ctx.runner.run(["sfdisk", "--no-reread", "--delete", t, str(n)])
     ctx.runner.run(["sfdisk", "--disk-id", t, ids["disk"]])
     for n in p["numbers"]:
         ctx.runner.run(["sfdisk", "--part-uuid", t, str(n), ids[f"part:{n}"]])

@@ -1,0 +1,71 @@
+"""The harness never leaves QEMU behind: not when a test raises, not when the
+test process itself is killed, and shutdown() powers the guest off."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.machine import Machine
+
+pytestmark = pytest.mark.boot
+TOP = Path(__file__).resolve().parents[2]
+
+CHILD = """
+import os, sys, time
+sys.path.insert(0, {top!r})
+from pathlib import Path
+from tests.machine import Machine
+m = Machine(Path({image!r}), name="orphan", workdir=Path({work!r}))
+with m:
+    print(m.process.pid, flush=True)
+    if {mode!r} == "raise":
+        raise RuntimeError("a failing test")
+    time.sleep(600)
+"""
+
+
+def gone(pid: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie is gone too: it is only waiting for its (dead) parent's reaper.
+        stat = Path(f"/proc/{pid}/stat")
+        if stat.exists() and stat.read_text().split()[2] == "Z":
+            return True
+        time.sleep(0.5)
+    return False
+
+
+@pytest.mark.parametrize("mode", ["raise", "sigkill"])
+def test_no_qemu_left_behind(image, tmp_path, mode):
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(top=str(TOP), image=str(image),
+                                             work=str(tmp_path / "m"), mode=mode)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    qemu_pid = int(child.stdout.readline())
+    if mode == "sigkill":
+        assert not gone(qemu_pid, timeout=2), "QEMU did not start"
+        child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    assert gone(qemu_pid), f"QEMU {qemu_pid} outlived the test process ({mode})"
+
+
+def test_shutdown_powers_off_cleanly(image, tmp_path):
+    m = Machine(image, name="shutdown", workdir=tmp_path / "m", firmware="bios")
+    with m:
+        m.wait_for_shell(600)
+        pid = m.process.pid
+        m.shutdown(timeout=300)
+        assert not m.is_running()
+    assert gone(pid)
+    assert "reboot: Power down" in m.console_log.read_text(errors="replace")
