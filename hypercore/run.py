@@ -91,6 +91,15 @@ def require(program: str) -> str:
     return path
 
 
+def _prepare(verb: str, argv: Sequence[str], env: Mapping[str, str] | None
+             ) -> tuple[list[str], dict[str, str] | None]:
+    """Check the program exists, log the command; env (if any) extends os.environ."""
+    argv = [os.fspath(a) for a in argv]
+    require(argv[0])
+    log.debug("%s: %s", verb, shlex.join(argv))
+    return argv, (None if env is None else {**os.environ, **env})
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -111,13 +120,7 @@ def run(
     (and echoed to stderr when echo is true); a failure then carries the last
     lines of that output.
     """
-    argv = [os.fspath(a) for a in argv]
-    require(argv[0])
-    log.debug("run: %s", shlex.join(argv))
-    full_env = None
-    if env is not None:
-        full_env = dict(os.environ)
-        full_env.update(env)
+    argv, full_env = _prepare("run", argv, env)
     if tee is not None:
         return _run_tee(argv, tee, echo=echo, check=check, env=full_env, cwd=cwd)
     try:
@@ -155,13 +158,7 @@ def spawn(
     Logged like run(); stdin is closed; the caller owns the process and must
     wait for it or kill it. stdout/stderr: None (inherit), a file object or fd.
     """
-    argv = [os.fspath(a) for a in argv]
-    require(argv[0])
-    log.debug("spawn: %s", shlex.join(argv))
-    full_env = None
-    if env is not None:
-        full_env = dict(os.environ)
-        full_env.update(env)
+    argv, full_env = _prepare("spawn", argv, env)
     return subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=full_env,
         cwd=cwd, start_new_session=new_session, pass_fds=tuple(pass_fds),
