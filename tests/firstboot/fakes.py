@@ -46,6 +46,7 @@ class FakeCluster(Host):
             "PG_AVAILABILITY": {"summary": {"message": "Reduced data availability: 32 pgs inactive"}}}}]
         self.devices = dict(BY_ID)
         self.ip_polls_without_address = 0
+        self.assimilate_leftover = ""
 
     # --- the Host interface ------------------------------------------------
     def run(self, argv, *, input=None, ok=(0,), secret=False, env=None, timeout=None):
@@ -146,6 +147,15 @@ class FakeCluster(Host):
         if args == ["mon", "enable-msgr2"]:
             self.msgr2 = True
             return 0, ""
+        if args[:2] == ["config", "assimilate-conf"]:
+            who = None
+            for line in open(args[args.index("-i") + 1]).read().splitlines():
+                if line.startswith("["):
+                    who = line.strip("[]")
+                elif "=" in line:
+                    option, value = (x.strip() for x in line.split("=", 1))
+                    self.config[(who, option)] = value
+            return 0, self.assimilate_leftover
         if args[:2] == ["config", "set"]:
             self.config[(args[2], args[3])] = args[4]
             return 0, ""

@@ -61,12 +61,16 @@ def test_new_cluster_from_start_to_ready(new_node):
         return next(i for i, c in enumerate(order) if text in c)
 
     assert (first("monmaptool") < first("ceph-mon --cluster ceph --mkfs") < first("enable --now ceph-mon@node1")
-            < first("mon enable-msgr2") < first("config set global mon_warn_on_pool_no_redundancy false")
+            < first("mon enable-msgr2") < first("config assimilate-conf")
             < first("enable --now ceph-mgr@node1") < first("lvm create") < first("osd pool create vm-pool")
             < first("rbd pool init vm-pool") < first("health"))
     assert h.msgr2
     assert h.config[("mon", "auth_allow_insecure_global_id_reclaim")] == "false"
     assert h.config[("global", "osd_pool_default_size")] == "1"
+    assert h.config[("global", "mon_warn_on_pool_no_redundancy")] == "false"
+    assert h.config[("mon", "mon_allow_pool_size_one")] == "true"
+    # The manager loads while the OSD is made; it is waited for before the pool.
+    assert first("enable --now ceph-mgr@node1") < first("lvm create") < first("mgr stat") < first("pool create")
     assert h.ran("ceph-volume", "lvm", "create") == [
         ["ceph-volume", "lvm", "create", "--bluestore", "--data", "/dev/disk/by-id/virtio-HCDISK0"]]
     assert h.pools["vm-pool"]["size"] == 1 and "rbd" in h.pools["vm-pool"]["application_metadata"]
@@ -98,7 +102,7 @@ def test_a_failed_step_stops_with_one_clear_line_and_a_rerun_resumes_there(new_n
     rc, out = new_node.run()
     assert rc == 1
     last = out.strip().splitlines()[-1]
-    assert last.startswith("hypercore-firstboot: FAILED at step 8/12 osds (create an OSD on each chosen disk)")
+    assert last.startswith("hypercore-firstboot: FAILED at step 8/13 osds (create an OSD on each chosen disk)")
     assert "`ceph-volume lvm create --bluestore --data /dev/disk/by-id/virtio-HCDISK0` exited 1" in last
     assert "it broke" in last and "systemctl restart hypercore-firstboot" in last
     assert "ceph-volume lvm zap --destroy /dev/disk/by-id/virtio-HCDISK0" in last
@@ -174,7 +178,7 @@ def test_no_address_at_all_fails_clearly(new_node):
     rc, out = new_node.run()
     assert rc == 1
     last = out.strip().splitlines()[-1]
-    assert "FAILED at step 1/12 facts" in last and "an address on en*/eth* (dhcp)" in last
+    assert "FAILED at step 1/13 facts" in last and "an address on en*/eth* (dhcp)" in last
     assert "last seen: enp0s2 (no address)" in last and "networkctl status" in last
 
 
@@ -184,7 +188,7 @@ def test_health_that_never_gets_ok_names_the_checks(new_node):
     rc, out = new_node.run()
     assert rc == 1
     assert "health: MON_DISK_LOW: mon node1 is low on available space" in out
-    assert "FAILED at step 11/12 health" in out and "ceph health detail" in out
+    assert "FAILED at step 12/13 health" in out and "ceph health detail" in out
 
 
 def test_fsid_from_the_answers_is_used(tmp_path, monkeypatch):
@@ -201,3 +205,10 @@ def test_an_osd_of_another_cluster_is_refused(new_node):
     assert rc == 1
     assert "holds an OSD of another cluster (another-cluster)" in out
     assert not new_node.host.ran("ceph-volume", "lvm", "create")
+
+
+def test_settings_the_monitors_refuse_stop_the_run(new_node):
+    new_node.host.assimilate_leftover = "[global]\n\tosd_pool_default_size = 1\n"
+    rc, out = new_node.run()
+    assert rc == 1
+    assert "the monitors did not take these settings: osd_pool_default_size" in out

@@ -104,3 +104,14 @@ def test_single_node_decision_is_only_pool_size_and_the_no_redundancy_warning():
 def test_public_network():
     assert render.public_network("192.168.1.21", 24) == "192.168.1.0/24"
     assert render.public_network("2001:db8::10", 64) == "2001:db8::/64"
+
+
+def test_settings_as_one_config_file():
+    text = render.settings_conf(render.CLUSTER_SETTINGS + render.SINGLE_NODE_SETTINGS)
+    c = conf(text)
+    assert c["mon"]["auth_allow_insecure_global_id_reclaim"] == "false"
+    assert c["mon"]["mon_allow_pool_size_one"] == "true"
+    assert c["global"]["mon_warn_on_pool_no_redundancy"] == "false"
+    assert c["global"]["osd_pool_default_size"] == "1"
+    assert render.leftover_options("") == []
+    assert render.leftover_options("# comment = x\n[global]\n\tfsid = 1\n") == ["fsid"]

@@ -164,10 +164,16 @@ def start_mon(ctx: Context) -> None:
 
 
 def configure_cluster(ctx: Context, settings) -> None:
-    """msgr2 on, then the cluster settings in the monitors' database."""
+    """msgr2 on (the monmap already has v2 addresses; this makes sure), then
+    the cluster settings into the monitors' database in one call."""
     ctx.ceph.call("mon", "enable-msgr2")
-    for who, option, value in settings:
-        ctx.ceph.call("config", "set", who, option, value)
+    path = os.path.join(ctx.journal.dir, "cluster-settings.conf")
+    ctx.host.write_file(path, render.settings_conf(settings), 0o600)
+    out = ctx.ceph.call("config", "assimilate-conf", "-i", path).stdout
+    refused = render.leftover_options(out or "")
+    if refused:
+        raise UserError(f"the monitors did not take these settings: {', '.join(refused)}",
+                        hint=f"set them by hand (ceph config set), see {path}")
 
 
 def configure_new_cluster(ctx: Context) -> None:
@@ -177,8 +183,11 @@ def configure_new_cluster(ctx: Context) -> None:
 # --- manager ------------------------------------------------------------------
 
 def start_mgr(ctx: Context) -> None:
+    """Start the manager; the OSDs are made while it loads (wait_mgr)."""
     _start(ctx, f"ceph-mgr@{ctx.name}")
 
+
+def wait_mgr(ctx: Context) -> None:
     def probe():
         stat = ctx.ceph.try_json("mgr", "stat")
         return mgr_active(stat), "available" if stat and stat.get("available") else "not available yet"
