@@ -152,12 +152,14 @@ class Machine:
             argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
                      "-drive", f"if=pflash,format=raw,unit=1,file={w / 'OVMF_VARS.fd'}"]
         if self.image is not None:
+            # With a kernel given, QEMU boots that kernel (it owns boot index 0).
+            bootindex = "" if self.kernel is not None else ",bootindex=0"
             argv += ["-drive", f"if=none,id=boot,format=qcow2,file={w / 'boot.qcow2'}"]
             if self.boot_device == "usb":
                 argv += ["-device", "qemu-xhci,id=xhci",
-                         "-device", "usb-storage,bus=xhci.0,drive=boot,removable=on,bootindex=0"]
+                         "-device", f"usb-storage,bus=xhci.0,drive=boot,removable=on{bootindex}"]
             else:
-                argv += ["-device", "virtio-blk-pci,drive=boot,bootindex=0"]
+                argv += ["-device", f"virtio-blk-pci,drive=boot{bootindex}"]
         if self.kernel is not None:
             # Direct kernel boot, e.g. to pass hypercore.answers=URL on the command line.
             argv += ["-kernel", str(self.kernel)]
@@ -313,8 +315,15 @@ class Machine:
     def _connect_shell(self) -> socket.socket:
         if self._shell is None:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            retry(lambda _: self.shell_socket.exists() or None, 30, 0.2, "QEMU's shell socket")
-            s.connect(str(self.shell_socket))
+            try:
+                retry(lambda _: self.shell_socket.exists() or None, 30, 0.2, "QEMU's shell socket")
+                s.connect(str(self.shell_socket))
+            except (OSError, TimeoutError) as e:
+                s.close()
+                time.sleep(0.5)  # let the console reader collect QEMU's last words
+                raise MachineError(self._diagnose(f"cannot reach the test shell ({e}); "
+                                                  f"QEMU running: {self.is_running()}",
+                                                  shell=False)) from None
             self._shell = s
             self._shell_buf = b""
         return self._shell
