@@ -102,6 +102,10 @@ def node(image, tmp_path_factory):
     try:
         m.wait_for_unit("multi-user.target", timeout=900)
         TIMES["boot"] = time.monotonic() - m.started_at
+        # The image enables the unit; on the live medium its conditions skip it.
+        assert m.succeed(f"systemctl is-enabled {UNIT}").strip() == "enabled"
+        assert "ConditionResult=no" in m.succeed(f"systemctl show -p ConditionResult {UNIT}")
+        m.fail("test -e /etc/ceph/ceph.conf")
         push_sources(m)
         # What the installer leaves on the installed root.
         m.succeed("rm -f /etc/hypercore/live && mkdir -p /etc/hypercore")
