@@ -76,13 +76,16 @@ def test_unattended_install_then_ceph_health_ok(image, netboot_dir, answers_serv
                 f"hypercore.answers_sha256={digest}"))
     t0 = time.monotonic()
     with live:
-        live.wait_for_unit("multi-user.target", timeout=900)
+        # The unattended install runs during boot (before multi-user.target).
+        live.wait_for_console_text(r"hypercore-install\[\d+\]: \[1/\d+\] ", timeout=900)
         TIMES["live boot"] = time.monotonic() - t0
         # The installer powers the machine off when done (after_install: poweroff).
         live.wait_for_shutdown(timeout=1800)
         TIMES["install"] = time.monotonic() - t0 - TIMES["live boot"]
     console = live.console_log.read_text(errors="replace")
-    assert "10.0.2.100/answers.yaml" in console, "the console does not say where the answers came from"
+    assert ("Answer file: http://10.0.2.100/answers.yaml (from the kernel command line" in console
+            ), "the console does not say where the answers came from"
+    assert f"sha256 {digest}" in console
 
     target, osd = live.workdir / "disk0.qcow2", live.workdir / "disk1.qcow2"
     node = Machine(None, name="node1", workdir=tmp_path / "node1", firmware="uefi",
