@@ -47,6 +47,7 @@ class FakeCluster(Host):
         self.devices = dict(BY_ID)
         self.ip_polls_without_address = 0
         self.assimilate_leftover = ""
+        self.auth_get_fails = False
 
     # --- the Host interface ------------------------------------------------
     def run(self, argv, *, input=None, ok=(0,), secret=False, env=None, timeout=None):
@@ -58,8 +59,10 @@ class FakeCluster(Host):
                 self.fail[pattern] = times - 1
                 raise CommandError(argv, 1, "", f"injected failure\n{pattern}: it broke")
         rc, out = self.answer(argv)
+        if argv[-3:] == ["auth", "get", "client.bootstrap-osd"] and self.auth_get_fails:
+            rc, out = 13, "[client.bootstrap-osd]\n\tkey = AQBvaBFZAAAAABAA9VHgwCg3rWn8fMaX8KL01A==\n"
         if rc not in ok:
-            raise CommandError(argv, rc, out, "error")
+            raise CommandError(argv, rc, "" if secret else out, "error")
         return subprocess.CompletedProcess(argv, rc, out, "")
 
     def chown(self, path, user):

@@ -212,3 +212,29 @@ def test_settings_the_monitors_refuse_stop_the_run(new_node):
     rc, out = new_node.run()
     assert rc == 1
     assert "the monitors did not take these settings: osd_pool_default_size" in out
+
+
+def test_two_runs_never_overlap(new_node, monkeypatch):
+    import fcntl
+
+    import pytest
+
+    from hypercore.errors import UserError
+    from hypercore_installer.firstboot import main
+    monkeypatch.setattr(main.os, "geteuid", lambda: 0)
+    os.makedirs(os.path.dirname(new_node.paths.lock), exist_ok=True)
+    with open(new_node.paths.lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        args = type("Args", (), {"root": str(new_node.root)})()
+        with pytest.raises(UserError, match="already running"):
+            main.firstboot(args)
+
+
+def test_the_live_medium_is_refused(new_node):
+    import pytest
+
+    from hypercore.errors import UserError
+    from hypercore_installer.firstboot import main
+    new_node.file("etc/hypercore/live").write_text("")
+    with pytest.raises(UserError, match="live medium"):
+        main.preflight(new_node.paths)

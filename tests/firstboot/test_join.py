@@ -75,3 +75,12 @@ def test_three_hosts_three_copies_and_ceph_defaults():
     assert ["osd", "pool", "set", "vm-pool", "min_size", "2"] in plan
     assert not any(c[:4] == ["osd", "pool", "set", "big"] for c in plan)
     assert not any(c[:3] == ["config", "set", "global"] and c[3] == "osd_pool_default_size" for c in plan)
+
+
+def test_a_failing_key_fetch_shows_no_key(join_node):
+    join_node.host.auth_get_fails = True
+    rc, out = join_node.run()
+    assert rc == 1
+    assert "FAILED at step 3/7 join-cluster" in out and "exited 13" in out
+    assert "AQBvaBFZ" not in out
+    assert "AQBvaBFZ" not in join_node.file("var/lib/hypercore/firstboot/failure.json").read_text()

@@ -17,10 +17,10 @@ class Ceph:
     def __init__(self, host):
         self.host = host
 
-    def call(self, *args: str, ok=(0,), timeout: float = CALL_TIMEOUT, input: str | None = None):
-        """Run `ceph ARGS`; return the CompletedProcess."""
+    def call(self, *args: str, ok=(0,), timeout: float = CALL_TIMEOUT, secret: bool = False):
+        """Run `ceph ARGS`; return the CompletedProcess (`secret`: its output holds a key)."""
         return self.host.run(["ceph", "--connect-timeout", str(CONNECT_TIMEOUT), *args],
-                             ok=ok, timeout=timeout, input=input)
+                             ok=ok, timeout=timeout, secret=secret)
 
     def json(self, *args: str, timeout: float = CALL_TIMEOUT):
         out = self.call(*args, "--format", "json", timeout=timeout).stdout

@@ -25,10 +25,12 @@ class Host(Runner):
             secret: bool = False, env: dict | None = None,
             timeout: float | None = None) -> subprocess.CompletedProcess:
         """Run argv; exit codes in `ok` are success, anything else (or the
-        timeout) is a CommandError carrying stderr. Output is never logged."""
+        timeout) is a CommandError carrying stderr. Output is never logged;
+        `secret` marks a command whose output holds a key: a failure then
+        keeps only its stderr."""
         proc = run(argv, input=input, check=False, env=env, timeout=timeout)
         if proc.returncode not in ok:
-            raise CommandError(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
+            raise CommandError(argv, proc.returncode, "" if secret else proc.stdout or "", proc.stderr or "")
         return proc
 
     def read_text(self, path: str) -> str | None:

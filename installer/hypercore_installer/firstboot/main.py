@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 
@@ -54,15 +55,29 @@ def preflight(paths: Paths) -> None:
         raise UserError("the first-boot bootstrap needs root", hint="run it as root")
 
 
+def _lock(paths: Paths):
+    os.makedirs(os.path.dirname(paths.lock), exist_ok=True)
+    f = open(paths.lock, "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise UserError("the first-boot bootstrap is already running (hypercore-firstboot.service, or "
+                        "another hypercore-install firstboot)",
+                        hint="follow it with: journalctl -f -u hypercore-firstboot") from None
+    return f
+
+
 def firstboot(args) -> int:
     paths = Paths(getattr(args, "root", None) or "/")
     preflight(paths)
-    ctx = make_context(paths)
-    mode = ctx.facts.get("mode") or ctx.answers["ceph"]["mode"]
-    if not ctx.journal.complete():
-        for program in TOOLS[mode]:
-            require(program)
-    return engine.run_steps(ctx, engine.steps_for(mode))
+    with _lock(paths):
+        ctx = make_context(paths)
+        mode = ctx.facts.get("mode") or ctx.answers["ceph"]["mode"]
+        if not ctx.journal.complete():
+            for program in TOOLS[mode]:
+                require(program)
+        return engine.run_steps(ctx, engine.steps_for(mode))
 
 
 def status_text(ctx: Context) -> str:

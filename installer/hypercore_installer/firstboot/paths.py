@@ -34,6 +34,11 @@ class Paths:
     def state_dir(self) -> str:
         return self._p("/var/lib/hypercore/firstboot")
 
+    @property
+    def lock(self) -> str:
+        """Held while a bootstrap runs: the unit and a run by hand never overlap."""
+        return self._p("/run/lock/hypercore-firstboot.lock")
+
     # Ceph.
     @property
     def ceph_conf(self) -> str:

@@ -48,7 +48,7 @@ def contact_cluster(ctx: Context) -> None:
     f["fsid"] = fsid
     ctx.save_facts()
     write_join_conf(ctx)
-    text = ctx.ceph.call("auth", "get", "client.bootstrap-osd").stdout
+    text = ctx.ceph.call("auth", "get", "client.bootstrap-osd", secret=True).stdout
     if "client.bootstrap-osd" not in render.parse_keyring(text):
         raise UserError("the cluster returned no client.bootstrap-osd key",
                         hint="on the existing cluster: ceph auth get client.bootstrap-osd")
