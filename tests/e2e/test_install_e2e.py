@@ -93,13 +93,15 @@ def test_unattended_install_then_ceph_health_ok(image, netboot_dir, answers_serv
     t1 = time.monotonic()
     with node:
         node.wait_for_unit("multi-user.target", timeout=900)
-        TIMES["installed boot"] = time.monotonic() - t1
+        # multi-user.target includes the first-boot bootstrap (a oneshot unit).
+        TIMES["installed boot + first boot"] = time.monotonic() - t1
         # First boot: hypercore-firstboot.service bootstraps Ceph, then finishes.
         node.wait_until_succeeds(
             "test \"$(systemctl show -p ActiveState --value hypercore-firstboot.service)\" != activating"
             " && ceph health | grep -x HEALTH_OK", timeout=1500, interval=20)
         assert node.succeed("systemctl show -p Result --value hypercore-firstboot.service").strip() == "success"
-        TIMES["ceph bootstrap"] = time.monotonic() - t1 - TIMES["installed boot"]
+        took = node.wait_for_console_text(r"hypercore-firstboot: finished in (\d+) s", timeout=60)
+        TIMES["of which Ceph bootstrap"] = float(took.group(1))
 
         # The installed system is not the live system.
         assert node.succeed("hostname").strip() == "node1"
@@ -122,4 +124,4 @@ def test_unattended_install_then_ceph_health_ok(image, netboot_dir, answers_serv
         modes = node.succeed("stat -c '%a %n' /etc/ceph/*.keyring").splitlines()
         assert modes and all(m.startswith("600 ") for m in modes), modes
         assert "HEALTH_OK" in node.succeed("hypercore-install status")
-    print("\n" + "\n".join(f"{k:>16}: {v:6.0f} s" for k, v in TIMES.items()))
+    print("\n" + "\n".join(f"{k:>28}: {v:6.0f} s" for k, v in TIMES.items()))
