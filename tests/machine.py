@@ -249,7 +249,15 @@ class Machine:
         if self.process is not None:
             if self.process.isalive():
                 self.process.kill(signal.SIGKILL)
-            self.process.close(force=True)
+            # A big guest takes a moment to die (the kernel frees its memory);
+            # pexpect's close() gives up too early, so wait (and reap) first.
+            deadline = time.monotonic() + 60
+            while self.process.isalive() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            try:
+                self.process.close(force=True)
+            except pexpect.ExceptionPexpect:
+                pass
         if self._reader is not None:
             self._reader.join(timeout=5)
         _live.discard(self)
