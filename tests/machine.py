@@ -217,6 +217,9 @@ class Machine:
         _live.add(self)
         self._reader = threading.Thread(target=self._drain_console, daemon=True)
         self._reader.start()
+        # Connect to the test shell's port at once: while the host side is not
+        # connected, the guest's shell reads end-of-file.
+        self._connect_shell()
         return self
 
     def _drain_console(self) -> None:

@@ -74,7 +74,10 @@ def test_shutdown_powers_off_cleanly(image, tmp_path):
 def test_qemu_that_cannot_start_is_reported_with_its_error(image, tmp_path):
     from tests.machine import MachineError
     m = Machine(image, name="bad", workdir=tmp_path / "m", extra_args=["-device", "no-such-device"])
-    with m, pytest.raises(MachineError) as e:
-        m.wait_for_shell(60)
+    try:
+        with pytest.raises(MachineError) as e:
+            m.start()
+    finally:
+        m.kill()
     assert "'no-such-device' is not a valid device model name" in str(e.value)
     assert "QEMU running: False" in str(e.value)

@@ -1,0 +1,99 @@
+"""End to end, in one live boot of the USB image (firmware boot, no answers):
+
+1. with no answer file anywhere, the live system says so and the operator
+   drives the installer's dialogue on the serial console, onto /dev/vda;
+2. an install onto /dev/vdc is killed (SIGKILL) in the middle of apply, then
+   the same command is run again and finishes from its journal.
+
+The installed disks' contents are checked from the live system.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.machine import Machine
+
+pytestmark = pytest.mark.boot
+
+KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
+       "e2e@hypercore-tests")
+
+RESUME_ANSWERS = f"""\
+version: 1
+target: {{path: /dev/disk/by-id/virtio-HCDISK2}}
+hostname: node3
+root: {{ssh_keys: ["{KEY}"]}}
+ceph: {{mode: new, osd_disks: [/dev/disk/by-id/virtio-HCDISK3]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def live(image, tmp_path_factory):
+    m = Machine(image, name="live-interactive", workdir=tmp_path_factory.mktemp("live-i"),
+                firmware="uefi", boot_device="usb", memory_mb=3072,
+                disks=["12G", "8G", "12G", "8G"])
+    with m:
+        yield m
+
+
+def console_answer(m: Machine, prompt: str, reply: str, timeout: float = 120) -> None:
+    """Wait for prompt (a regex) after what was already matched, then type reply."""
+    match = m.wait_for_console_text(prompt, timeout=timeout, since=m.console_mark)
+    m.console_mark = match.end()
+    m.send_console(reply + "\r")
+
+
+def test_no_answers_found_then_the_dialogue_on_the_serial_console(live):
+    live.wait_for_console_text(r"No answer file found", timeout=900)
+    prompt = live.wait_for_console_text(r"root@hypercore:~# ", timeout=300)
+    live.console_mark = prompt.end()
+    live.send_console("hypercore-install\r")
+    console_answer(live, r"Hostname \[hypercore\]: ", "node2")
+    console_answer(live, r"Target disk for the system \(number or path\): ", "/dev/sda")
+    console_answer(live, r"/dev/sda cannot be used here", "/dev/vda")   # the USB stick is refused
+    console_answer(live, r"Separate disks for the BTRFS data.*: ", "")
+    console_answer(live, r"Disks for Ceph OSDs \(numbers separated by spaces\): ", "/dev/vdb")
+    console_answer(live, r"Network: dhcp or static \[dhcp\]: ", "")
+    console_answer(live, r"Time zone \[UTC\]: ", "")
+    console_answer(live, r"Root SSH public key \(one line; empty to skip\): ", KEY)
+    console_answer(live, r"Root password \(empty to skip\): ", "")
+    console_answer(live, r"Ceph: start a new cluster or join an existing one \(new/join\) \[new\]: ", "")
+    console_answer(live, r"Type the target disk's name \(vda\) to install, anything else cancels: ",
+                   "vda", timeout=300)
+    live.wait_for_console_text(r"Hypercore is installed on /dev/vda", timeout=1200,
+                               since=live.console_mark)
+    # What the dialogue installed: the copied system, configured from the answers.
+    live.succeed("mkdir -p /mnt/t && mount /dev/vda3 /mnt/t")
+    try:
+        assert live.succeed("cat /mnt/t/etc/hostname").strip() == "node2"
+        assert KEY in live.succeed("cat /mnt/t/root/.ssh/authorized_keys")
+        live.fail("test -e /mnt/t/etc/hypercore/live")
+        answers = live.succeed("cat /mnt/t/etc/hypercore/answers.yaml")
+        assert "virtio-HCDISK1" in answers and "mode: new" in answers
+        assert live.succeed("stat -c %a /mnt/t/etc/hypercore/answers.yaml").strip() == "600"
+    finally:
+        live.succeed("umount /mnt/t")
+    assert "hypercore-data" in live.succeed("blkid -s LABEL -o value /dev/vda4")
+
+
+def test_apply_killed_in_the_middle_resumes_on_the_next_run(live):
+    live.succeed(f"cat > /root/resume.yaml <<'EOF'\n{RESUME_ANSWERS}EOF")
+    rc, out = live.execute("HYPERCORE_INSTALL_CRASH_AFTER=new-filesystem-ids "
+                           "hypercore-install apply /root/resume.yaml --yes --journal /root/resume.json",
+                           timeout=900)
+    assert rc == 137, f"expected SIGKILL (137), got {rc}:\n{out}"
+    assert "grow" not in live.succeed("python3 -c \"import json; "
+                                      "print(json.load(open('/root/resume.json'))['done'])\"")
+    out = live.succeed("hypercore-install apply /root/resume.yaml --yes --journal /root/resume.json",
+                       timeout=900)
+    assert "Resuming the interrupted install" in out
+    assert "Hypercore is installed on /dev/vdc" in out
+    live.succeed("mkdir -p /mnt/r && mount /dev/vdc3 /mnt/r")
+    try:
+        assert live.succeed("cat /mnt/r/etc/hostname").strip() == "node3"
+    finally:
+        live.succeed("umount /mnt/r")
+    # The two installed disks never share identifiers with each other or the stick.
+    ids = live.succeed("lsblk -n -o PTUUID /dev/sda /dev/vda /dev/vdc -d").split()
+    assert len(set(ids)) == 3, ids
