@@ -21,6 +21,17 @@ class UserError(Exception):
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
 
 
+class ProblemsError(UserError):
+    """Several problems found at once: a headline, then one indented line each."""
+
+    def __init__(self, headline: str, items, hint: str | None = None):
+        super().__init__(headline + "\n" + "\n".join(f"  {item}" for item in items), hint=hint)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 def report(err: UserError, prog: str = "hypercore") -> int:
     """Print a UserError for the console and return the exit code 1."""
     print(f"{prog}: {err.message}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
     python3 -m tests.bench             # warm build, sizes, UEFI + BIOS boot
     python3 -m tests.bench --cold      # also a cold build from an empty cache
+    python3 -m tests.bench --install   # also USB power-on to HEALTH_OK, by phase (the e2e test)
 
 Numbers, not assertions: the targets (warm rebuild < 2 min, used size < 2 GB,
 boot to multi-user < 90 s under TCG) are compared in the table's last column.
@@ -73,6 +74,8 @@ def boot_time(firmware: str) -> tuple[float, str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cold", action="store_true", help="also time a build from an empty cache")
+    ap.add_argument("--install", action="store_true",
+                    help="also run the unattended install end to end and show its phases")
     args = ap.parse_args()
     rows: list[tuple[str, str, str]] = []
     if args.cold:
@@ -92,6 +95,14 @@ def main() -> int:
         rows.append((f"boot to multi-user, {firmware.upper()} ({accel.upper()})",
                      f"{seconds:.0f} s", "< 90 s (TCG)"))
         print(f"# {firmware}: {analyze}", file=sys.stderr)
+    if args.install:
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-s",
+                        str(TOP / "tests" / "e2e" / "test_install_e2e.py")], check=True, cwd=TOP)
+        phases = json.loads((BUILD / "bench-install.json").read_text())
+        for phase, seconds in phases.items():
+            rows.append((f"USB install: {phase}", f"{seconds:.0f} s", ""))
+        total = phases["live boot"] + phases["install"] + phases["installed boot + first boot"]
+        rows.append(("USB power-on to HEALTH_OK", f"{total:.0f} s", ""))
     print("| measure | value | target |\n|---|---|---|")
     for name, value, target in rows:
         print(f"| {name} | {value} | {target} |")

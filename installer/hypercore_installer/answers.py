@@ -21,7 +21,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from hypercore.errors import UserError
+from hypercore.errors import ProblemsError, UserError, plural
 
 from .sizes import parse_size
 
@@ -41,17 +41,13 @@ class Problem:
         return text + (f"\n    hint: {self.hint}" if self.hint else "")
 
 
-class AnswersError(UserError):
+class AnswersError(ProblemsError):
     """The answer file is unreadable or invalid; carries every Problem."""
 
     def __init__(self, source: str, problems: list[Problem]):
         self.problems = problems
-        n = len(problems)
-        super().__init__(
-            f"{source}: {n} problem{'s' if n != 1 else ''} found; nothing was changed\n"
-            + "\n".join(f"  {p}" for p in problems),
-            hint="fix them and run `hypercore-install validate FILE` again",
-        )
+        super().__init__(f"{source}: {plural(len(problems), 'problem')} found; nothing was changed",
+                         problems, hint="fix them and run `hypercore-install validate FILE` again")
 
 
 @functools.cache

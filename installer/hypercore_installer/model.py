@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from hypercore.errors import UserError
+from hypercore.errors import ProblemsError, plural
 
 from .sizes import human
 
@@ -84,14 +84,11 @@ class Refusal:
         return f"{at}: {self.what}\n    hint: {self.hint}"
 
 
-class PlanRefused(UserError):
+class PlanRefused(ProblemsError):
     """Every refusal at once; nothing was changed."""
 
     def __init__(self, refusals: list[Refusal]):
         self.refusals = refusals
-        n = len(refusals)
-        super().__init__(
-            f"the install is refused ({n} problem{'s' if n != 1 else ''}); nothing was changed\n"
-            + "\n".join(f"  {r}" for r in refusals),
-            hint="fix the answer file or the machine, then run `hypercore-install plan FILE` again",
-        )
+        super().__init__(f"the install is refused ({plural(len(refusals), 'problem')}); nothing was changed",
+                         refusals,
+                         hint="fix the answer file or the machine, then run `hypercore-install plan FILE` again")

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import http.server
 import threading
 import time
 
 import pytest
 
+from tests.conftest import BUILD
 from tests.machine import Machine
 
 pytestmark = pytest.mark.boot
@@ -125,3 +127,5 @@ def test_unattended_install_then_ceph_health_ok(image, netboot_dir, answers_serv
         assert modes and all(m.startswith("600 ") for m in modes), modes
         assert "HEALTH_OK" in node.succeed("hypercore-install status")
     print("\n" + "\n".join(f"{k:>28}: {v:6.0f} s" for k, v in TIMES.items()))
+    # For the benchmark table (python3 -m tests.bench --install).
+    (BUILD / "bench-install.json").write_text(json.dumps(TIMES, indent=1) + "\n")

@@ -97,3 +97,21 @@ def test_apply_killed_in_the_middle_resumes_on_the_next_run(live):
     # The two installed disks never share identifiers with each other or the stick.
     ids = live.succeed("lsblk -n -o PTUUID /dev/sda /dev/vda /dev/vdc -d").split()
     assert len(set(ids)) == 3, ids
+
+
+def test_the_resumed_install_boots_under_legacy_bios(live, tmp_path):
+    # The live system is done; the disk it installed (vdc) boots on its own
+    # under SeaBIOS (the unattended e2e boots its install under OVMF).
+    live.kill()
+    target, osd = live.workdir / "disk2.qcow2", live.workdir / "disk3.qcow2"
+    node = Machine(None, name="node3-bios", workdir=tmp_path / "node3", firmware="bios",
+                   memory_mb=3072, disks=[target, osd])
+    with node:
+        node.wait_for_shell(900)
+        assert node.succeed("hostname").strip() == "node3"
+        node.fail("test -d /sys/firmware/efi")
+        node.fail("test -e /etc/hypercore/live")
+        node.wait_until_succeeds("findmnt -n -o FSTYPE /var/lib | grep -qx btrfs", timeout=300)
+        # Booted from the installed disk's own root (its new partition GUID).
+        root = node.succeed("findmnt -n -o SOURCE /").strip()
+        assert root.startswith("/dev/vda"), root
