@@ -6,18 +6,14 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from fakes import FakeCluster  # noqa: E402
-
-from hypercore_installer.firstboot.main import make_context  # noqa: E402
-from hypercore_installer.firstboot.paths import Paths  # noqa: E402
+from hypercore_installer.firstboot.main import make_context
+from hypercore_installer.firstboot.paths import Paths
+from tests.firstboot.fakes import FakeCluster
 
 ANSWERS_NEW = {
     "version": 1,

@@ -7,7 +7,7 @@ import json
 import os
 import stat
 
-from conftest import ANSWERS_NEW, INSTALL_RECORD, Node
+from tests.firstboot.conftest import ANSWERS_NEW, INSTALL_RECORD, Node
 
 from hypercore_installer.firstboot import engine, render
 from hypercore_installer.firstboot.main import status_text

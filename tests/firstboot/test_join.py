@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
-from conftest import JOIN_KEY
+from tests.firstboot.conftest import JOIN_KEY
 
 from hypercore_installer.firstboot import render
 from hypercore_installer.firstboot.steps_join import HOST_RULE, redundancy_plan
@@ -37,7 +37,7 @@ def test_join_writes_conf_and_keys_then_adds_the_osds(join_node):
 
 
 def test_a_wrong_fsid_is_refused(tmp_path, monkeypatch):
-    from conftest import ANSWERS_JOIN, Node
+    from tests.firstboot.conftest import ANSWERS_JOIN, Node
     monkeypatch.setenv("INVOCATION_ID", "x")
     answers = {**ANSWERS_JOIN, "ceph": {**ANSWERS_JOIN["ceph"], "fsid": "00000000-0000-4000-8000-000000000000"}}
     node = Node(tmp_path / "r", answers)

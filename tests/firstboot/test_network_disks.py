@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 
 import pytest
-from fakes import IP_ADDR, LSBLK
+from tests.firstboot.fakes import IP_ADDR, LSBLK
 
 from hypercore.errors import UserError
 from hypercore_installer.firstboot import disks, network
-from conftest import INSTALL_RECORD
+from tests.firstboot.conftest import INSTALL_RECORD
 
 SECOND_NIC = {"ifindex": 3, "ifname": "enp0s3", "link_type": "ether", "address": "52:54:00:12:34:57",
               "addr_info": [{"family": "inet", "local": "192.168.5.7", "prefixlen": 16, "scope": "global"}]}

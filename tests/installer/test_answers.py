@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BASE_ANSWERS, EXAMPLES, write_answers
+from tests.installer.conftest import BASE_ANSWERS, EXAMPLES, write_answers
 from hypercore_installer import answers
 
 BAD = sorted((Path(__file__).parent / "answers").glob("bad-*.yaml"))

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import cli_env, run_cli
+from tests.installer.conftest import cli_env, run_cli
 from hypercore.run import run
-from loopdisks import (GiB, LIVE_MACHINE_ID, MiB, loop_device, make_ext4_disk, make_source_image, part,
+from tests.installer.loopdisks import (GiB, LIVE_MACHINE_ID, MiB, loop_device, make_ext4_disk, make_source_image, part,
                        release_mounts_under, sha256_of, sparse_file)
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import uuid
 import pexpect
 import pytest
 
-from conftest import EXAMPLES, MACHINES, PYTHON, REPO, cli_env, run_cli
+from tests.installer.conftest import EXAMPLES, MACHINES, PYTHON, REPO, cli_env, run_cli
 from hypercore_installer.auto import ANSWERS_COPY, MARKER, STATUS, BootState, read_status
 from hypercore_installer.sources import Found
 from test_sources import Server, closed_port

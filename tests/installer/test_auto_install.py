@@ -13,9 +13,9 @@ import uuid
 import pytest
 import yaml
 
-from conftest import cli_env, run_cli
-from loopdisks import GiB, loop_device, make_ext4_disk, sha256_of
-from test_apply_loop import lab  # noqa: F401  (the fixture)
+from tests.installer.conftest import cli_env, run_cli
+from tests.installer.loopdisks import GiB, loop_device, make_ext4_disk, sha256_of
+from tests.installer.test_apply_loop import lab  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.integration
 

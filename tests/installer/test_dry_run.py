@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import EXAMPLES, MACHINES, run_cli
+from tests.installer.conftest import EXAMPLES, MACHINES, run_cli
 
 CASES = [("single-node", "workstation-nvme-usb"), ("join-cluster", "twin-disks"),
          ("unattended-netboot", "rack-server-reinstall")]

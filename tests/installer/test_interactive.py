@@ -11,7 +11,7 @@ import pexpect
 import pytest
 import yaml
 
-from conftest import MACHINES, PYTHON, REPO, cli_env
+from tests.installer.conftest import MACHINES, PYTHON, REPO, cli_env
 from hypercore_installer import answers as answers_mod
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKq0n4lJd0PpX8d5f5v0lG3u9x1y2z3A4b5c6d7e8f9g admin@laptop"

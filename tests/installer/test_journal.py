@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from conftest import EXAMPLES, machine
+from tests.installer.conftest import EXAMPLES, machine
 from hypercore.errors import UserError
 from hypercore_installer.apply import StepFailed, execute, open_journal, prepare, stale_mounts
 from hypercore_installer.journal import Journal

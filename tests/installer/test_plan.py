@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from conftest import BASE_ANSWERS, EXAMPLES, machine, write_answers, MACHINES
+from tests.installer.conftest import BASE_ANSWERS, EXAMPLES, machine, write_answers, MACHINES
 from hypercore_installer import layout
 from hypercore_installer.model import Plan, PlanRefused
 from hypercore_installer.plan import build_plan

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import MACHINES
+from tests.installer.conftest import MACHINES
 from hypercore_installer.probe import parse_machine, partition_path
 
 RAW = MACHINES / "raw"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, MACHINES
+from tests.installer.conftest import EXAMPLES, MACHINES
 from hypercore.errors import UserError
 from hypercore.run import run
 from hypercore_installer import sources
