@@ -1,7 +1,8 @@
-"""End to end, in one live boot of the USB image (firmware boot, no answers):
+"""End to end, in one live boot of the USB image (firmware boot):
 
-1. with no answer file anywhere, the live system says so and the operator
-   drives the installer's dialogue on the serial console, onto /dev/vda;
+1. an invalid answer file given as a systemd credential (QEMU fw_cfg) is found
+   at boot, every problem is shown, nothing is installed, and the operator
+   then drives the installer's dialogue on the serial console, onto /dev/vda;
 2. an install onto /dev/vdc is killed (SIGKILL) in the middle of apply, then
    the same command is run again and finishes from its journal.
 
@@ -28,11 +29,24 @@ ceph: {{mode: new, osd_disks: [/dev/disk/by-id/virtio-HCDISK3]}}
 """
 
 
+# An operator's mistake: a plain-text password under a key that does not exist.
+BAD_ANSWERS = """\
+version: 1
+target: {path: /dev/vda}
+hostname: node2
+root: {password: hunter2}
+ceph: {mode: new, osd_disks: [/dev/vdb]}
+"""
+
+
 @pytest.fixture(scope="module")
 def live(image, tmp_path_factory):
-    m = Machine(image, name="live-interactive", workdir=tmp_path_factory.mktemp("live-i"),
+    work = tmp_path_factory.mktemp("live-i")
+    (work / "bad-answers.yaml").write_text(BAD_ANSWERS)
+    m = Machine(image, name="live-interactive", workdir=work / "m",
                 firmware="uefi", boot_device="usb", memory_mb=3072,
-                disks=["12G", "8G", "12G", "8G"])
+                disks=["12G", "8G", "12G", "8G"],
+                fw_cfg={"opt/io.systemd.credentials/hypercore.answers": work / "bad-answers.yaml"})
     with m:
         yield m
 
@@ -44,8 +58,16 @@ def console_answer(m: Machine, prompt: str, reply: str, timeout: float = 120) ->
     m.send_console(reply + "\r")
 
 
-def test_no_answers_found_then_the_dialogue_on_the_serial_console(live):
-    live.wait_for_console_text(r"No answer file found", timeout=900)
+def test_bad_credential_answers_install_nothing_then_the_dialogue_on_the_serial_console(live):
+    found = live.wait_for_console_text(r"Answer file: .*from the systemd credential hypercore\.answers",
+                                       timeout=900)
+    refused = live.wait_for_console_text(r"problems? found; nothing was installed", timeout=300,
+                                         since=found.end())
+    problems = live.console_text()[refused.start():refused.start() + 2000]
+    assert "root.password: unknown key 'password'" in problems, problems
+    assert "did you mean `password_hash`" in problems
+    assert "hunter2" not in live.console_text()          # a password is never echoed back
+    live.fail("test -e /run/hypercore-install/journal.json")   # no install was started
     prompt = live.wait_for_console_text(r"root@hypercore:~# ", timeout=300)
     live.console_mark = prompt.end()
     live.send_console("hypercore-install\r")
