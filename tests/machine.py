@@ -41,9 +41,7 @@ from typing import TypeVar
 import pexpect
 
 import hypercore.accel
-
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+from hypercore.qemu_argv import OVMF_CODE, OVMF_VARS_TEMPLATE
 SHELL_PORT = "org.hypercore.test-shell"
 T = TypeVar("T")
 
@@ -182,7 +180,7 @@ class Machine:
     def _prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.firmware == "uefi":
-            shutil.copyfile(OVMF_VARS, self.workdir / "OVMF_VARS.fd")
+            shutil.copyfile(OVMF_VARS_TEMPLATE, self.workdir / "OVMF_VARS.fd")
         if self.image is not None:
             boot = self.workdir / "boot.qcow2"
             if self.snapshot:
