@@ -63,6 +63,9 @@ PACKAGES = {
     "ip": "iproute2",
     "mount": "mount",
     "umount": "mount",
+    # hypercore repo (golden-image repository)
+    "ssh": "openssh-client",
+    "sshd": "openssh-server",
 }
 
 
@@ -152,15 +155,17 @@ def spawn(
     cwd: str | os.PathLike | None = None,
     new_session: bool = False,
     pass_fds: Sequence[int] = (),
+    stdin=subprocess.DEVNULL,
 ) -> subprocess.Popen:
     """Start a long-running process (QEMU, virtiofsd, a VM runner) and return it.
 
     Logged like run(); stdin is closed; the caller owns the process and must
-    wait for it or kill it. stdout/stderr: None (inherit), a file object or fd.
+    wait for it or kill it. stdout/stderr: None (inherit), a file object or fd;
+    stdin is closed unless given (a pipe or file object, for pipelines).
     """
     argv, full_env = _prepare("spawn", argv, env)
     return subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=full_env,
+        argv, stdin=stdin, stdout=stdout, stderr=stderr, env=full_env,
         cwd=cwd, start_new_session=new_session, pass_fds=tuple(pass_fds),
     )
 
