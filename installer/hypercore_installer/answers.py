@@ -241,7 +241,7 @@ def check(doc: dict) -> list[Problem]:
         return not any(b == path or b.startswith(path + ".") or b.startswith(path + "[") for b in bad)
 
     for fn in (_check_root, _check_network, _check_ceph, _check_data, _check_timezone,
-               _check_sizes, _check_duplicates):
+               _check_sizes, _check_duplicates, _check_netboot):
         problems += fn(doc, ok)
     return sorted(problems, key=_order)
 
@@ -331,6 +331,15 @@ def _check_data(doc, ok) -> list[Problem]:
         return [Problem("data.profile", "raid1 needs at least two data disks",
                         "add a second disk to data.disks, or use `profile: single`")]
     return []
+
+
+def _check_netboot(doc, ok) -> list[Problem]:
+    nb = doc.get("netboot")
+    keys = ("enabled", "interface", "mode", "address", "range")
+    if not isinstance(nb, dict) or not all(ok(f"netboot.{k}") for k in keys):
+        return []
+    from hypercore_netboot.settings import answer_problems
+    return [Problem(path, message, hint) for path, message, hint in answer_problems(nb)]
 
 
 def known_timezone(tz: str) -> bool:
