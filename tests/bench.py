@@ -97,7 +97,7 @@ def main() -> int:
         print(f"# {firmware}: {analyze}", file=sys.stderr)
     if args.install:
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-s",
-                        str(TOP / "tests" / "e2e" / "test_install_e2e.py")], check=True, cwd=TOP)
+                        str(TOP / "tests" / "appliance" / "test_install.py")], check=True, cwd=TOP)
         phases = json.loads((BUILD / "bench-install.json").read_text())
         for phase, seconds in phases.items():
             rows.append((f"USB install: {phase}", f"{seconds:.0f} s", ""))

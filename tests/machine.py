@@ -95,6 +95,7 @@ class Machine:
         initrd: Path | None = None,
         append: str | None = None,
         fw_cfg: dict[str, Path] | None = None,
+        netboot: bool = False,
         extra_args: Sequence[str] = (),
     ):
         if firmware not in ("uefi", "bios"):
@@ -115,6 +116,8 @@ class Machine:
         self.snapshot = snapshot
         self.kernel, self.initrd, self.append = kernel, initrd, append
         self.fw_cfg = dict(fw_cfg or {})
+        # Boot from the first NIC (PXE: iPXE under SeaBIOS, the EDK2 PXE client under OVMF).
+        self.netboot = netboot
         self.extra_args = list(extra_args)
         self.console_log = self.workdir / "console.log"
         self.shell_socket = self.workdir / "shell.sock"
@@ -173,9 +176,14 @@ class Machine:
                      "-device", f"virtio-blk-pci,drive=disk{i},serial=HCDISK{i}"]
         for i, nic in enumerate(self.nics):
             kind, _, opts = nic.partition(",")
+            boot = ",bootindex=0" if self.netboot and i == 0 else ""
             argv += ["-netdev", f"{kind},id=net{i}" + (f",{opts}" if opts else ""),
-                     "-device", f"virtio-net-pci,netdev=net{i},mac=52:54:00:12:34:{0x56 + i:02x}"]
+                     "-device", f"virtio-net-pci,netdev=net{i},mac={self.mac(i)}{boot}"]
         return argv + self.extra_args
+
+    def mac(self, index: int) -> str:
+        """The MAC address of NIC number index (the same on every run)."""
+        return f"52:54:00:12:34:{0x56 + index:02x}"
 
     def _prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

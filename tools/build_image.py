@@ -65,6 +65,42 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+NETROOT_LABEL = "hypercore-netroot"
+
+
+def extract_netroot(raw: Path, netboot: Path) -> list[Path]:
+    """build/netboot/root.squashfs (the image's netroot partition) and the
+    netboot client's initramfs netroot-initrd.img taken out of it: with
+    vmlinuz, the files a PXE client fetches from the appliance."""
+    table = json.loads(run(["sfdisk", "--json", str(raw)]).stdout)["partitiontable"]
+    parts = [p for p in table["partitions"] if p.get("name") == NETROOT_LABEL]
+    if len(parts) != 1:
+        raise UserError(f"{raw} has no partition labelled {NETROOT_LABEL}",
+                        hint="check mkosi.conf.d/repart/08-netroot.conf")
+    sector = table.get("sectorsize", 512)
+    out = netboot / "root.squashfs"
+    with raw.open("rb") as src, out.open("wb") as dst:
+        src.seek(parts[0]["start"] * sector)
+        left = parts[0]["size"] * sector
+        while left:
+            chunk = src.read(min(left, 8 << 20))
+            if not chunk:
+                raise UserError(f"{raw} ends inside its {NETROOT_LABEL} partition")
+            dst.write(chunk)
+            left -= len(chunk)
+    tree = netboot / ".unsquash"
+    shutil.rmtree(tree, ignore_errors=True)
+    run(["unsquashfs", "-q", "-n", "-d", tree, out, "usr/lib/hypercore/netboot/initrd.img"],
+        timeout=600)
+    initrd = tree / "usr/lib/hypercore/netboot/initrd.img"
+    if not initrd.is_file():
+        raise UserError("the image has no /usr/lib/hypercore/netboot/initrd.img",
+                        hint=f"see mkosi.conf.d/scripts/netboot.chroot in {BUILD / 'mkosi.log'}")
+    initrd.replace(netboot / "netroot-initrd.img")
+    shutil.rmtree(tree)
+    return [out, netboot / "netroot-initrd.img"]
+
+
 def lay_out(outdir: Path) -> list[Path]:
     """Move mkosi's outputs to build/ and build/netboot/; return the artifacts."""
     raw = outdir / "hypercore.raw"
@@ -82,6 +118,7 @@ def lay_out(outdir: Path) -> list[Path]:
             artifacts.append(netboot / name)
     if not (netboot / "vmlinuz").exists() or not (netboot / "initrd").exists():
         raise UserError("mkosi wrote no kernel/initrd for netboot", hint=f"see {BUILD / 'mkosi.log'}")
+    artifacts += extract_netroot(artifacts[0], netboot)
     sums = "".join(f"{sha256(p)}  {p.relative_to(BUILD)}\n" for p in artifacts)
     (BUILD / "SHA256SUMS").write_text(sums)
     shutil.rmtree(outdir, ignore_errors=True)

@@ -12,7 +12,6 @@ with only the modules the init script loads. The init script:
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from hypercore.run import run
+from hypercore_netboot.initrd import cpio_newc
 
 TOP = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("HYPERCORE_TEST_GUEST_CACHE", "/var/cache/hypercore/test-guest"))
@@ -119,23 +119,6 @@ def kernel() -> Path:
     return final
 
 
-def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
-    """entries: (path, mode, data); directories have stat.S_IFDIR mode and empty data."""
-    buf = io.BytesIO()
-    ino = 1
-    for path, mode, data in entries + [("TRAILER!!!", 0, b"")]:
-        name = path.encode() + b"\0"
-        nlink = 2 if stat.S_ISDIR(mode) else 1
-        header = "070701" + "".join(f"{v:08x}" for v in (
-            ino, mode, 0, 0, nlink, 0, len(data), 0, 0, 0, 0, len(name), 0))
-        buf.write(header.encode() + name)
-        buf.write(b"\0" * (-(110 + len(name)) % 4))
-        buf.write(data)
-        buf.write(b"\0" * (-len(data) % 4))
-        ino += 1
-    return buf.getvalue()
-
-
 def initramfs(kdir: Path, out: Path) -> Path:
     if not BUSYBOX.exists():
         raise RuntimeError("busybox-static is not installed: run tools/host-prereqs")
@@ -151,7 +134,7 @@ def initramfs(kdir: Path, out: Path) -> Path:
                 ("lib/modules/order", f | 0o644, (kdir / "order").read_bytes())]
     for line in (kdir / "order").read_text().split():
         entries.append((f"lib/modules/{line}.ko", f | 0o644, (kdir / f"{line}.ko").read_bytes()))
-    out.write_bytes(_cpio_newc(entries))
+    out.write_bytes(cpio_newc(entries))
     return out
 
 

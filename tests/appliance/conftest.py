@@ -1,0 +1,110 @@
+"""One installed appliance, shared by the tests of this folder.
+
+Boot the live image from a (virtual) USB stick with two blank disks, take the
+answers from an HTTP server named on the kernel command line, install, power
+off; then boot the installed disk alone and let its first boot bootstrap Ceph
+to HEALTH_OK. The tests here then use that running node: what the install
+left (test_install.py), VMs on its Ceph (test_vms.py).
+
+The live system is started with direct kernel boot only to put
+``hypercore.answers=URL`` on its command line (a PXE-booted installer gets it
+the same way); firmware boot of the same image is covered by tests/boot.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BUILD
+from tests.machine import Machine
+
+# A throwaway key: the installed system must accept keys, never a default password.
+SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
+           "e2e@hypercore-tests")
+
+ANSWERS = f"""\
+version: 1
+target:
+  match: {{serial: HCDISK0}}
+hostname: node1
+timezone: UTC
+network:
+  mode: dhcp
+root:
+  ssh_keys:
+    - {SSH_KEY}
+ceph:
+  mode: new
+  osd_disks:
+    - match: {{serial: HCDISK1}}
+after_install: poweroff
+"""
+
+
+@dataclass
+class Appliance:
+    node: Machine
+    live_console: str
+    answers_sha256: str
+    times: dict[str, float] = field(default_factory=dict)
+
+
+def _serve(root: Path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="package")
+def appliance(image, netboot_dir, tmp_path_factory):
+    """The installed node1, running, Ceph at HEALTH_OK (torn down after this folder)."""
+    work = tmp_path_factory.mktemp("appliance")
+    www = work / "www"
+    www.mkdir()
+    (www / "answers.yaml").write_text(ANSWERS)
+    digest = hashlib.sha256(ANSWERS.encode()).hexdigest()
+    server = _serve(www)
+    port = server.server_address[1]
+    times: dict[str, float] = {}
+    live = Machine(
+        image, name="live", workdir=work / "live", firmware="bios", boot_device="usb",
+        memory_mb=4096, disks=["16G", "8G"],
+        # The guest reaches only the test's HTTP server: 10.0.2.100:80 -> 127.0.0.1:port.
+        nics=[f"user,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:{port}"],
+        kernel=netboot_dir / "vmlinuz", initrd=netboot_dir / "initrd",
+        append=("console=tty0 console=ttyS0,115200 rw root=PARTLABEL=hypercore-root "
+                "hypercore.answers=http://10.0.2.100/answers.yaml "
+                f"hypercore.answers_sha256={digest}"))
+    t0 = time.monotonic()
+    try:
+        with live:
+            # The unattended install runs during boot (before multi-user.target).
+            live.wait_for_console_text(r"hypercore-install\[\d+\]: \[1/\d+\] ", timeout=900)
+            times["live boot"] = time.monotonic() - t0
+            # The installer powers the machine off when done (after_install: poweroff).
+            live.wait_for_shutdown(timeout=1800)
+            times["install"] = time.monotonic() - t0 - times["live boot"]
+    finally:
+        server.shutdown()
+
+    target, osd = live.workdir / "disk0.qcow2", live.workdir / "disk1.qcow2"
+    node = Machine(None, name="node1", workdir=work / "node1", firmware="uefi",
+                   memory_mb=4096, disks=[target, osd])
+    t1 = time.monotonic()
+    with node:
+        node.wait_for_unit("multi-user.target", timeout=900)
+        # multi-user.target includes the first-boot bootstrap (a oneshot unit).
+        times["installed boot + first boot"] = time.monotonic() - t1
+        node.wait_until_succeeds(
+            "test \"$(systemctl show -p ActiveState --value hypercore-firstboot.service)\" != activating"
+            " && ceph health | grep -x HEALTH_OK", timeout=1500, interval=20)
+        yield Appliance(node, live.console_log.read_text(errors="replace"), digest, times)
