@@ -1,0 +1,115 @@
+"""A small read-only HTTP server for network-boot clients: serves the files of
+one directory (GET and HEAD only, no directory listings, nothing outside the
+root), one thread per connection, one log line per request on stderr.
+
+    python3 -m hypercore_netboot.http --root /var/lib/hypercore/netboot --port 8067 --bind 192.168.50.1
+
+Defaults come from NETBOOT_HTTP_ROOT, NETBOOT_HTTP_PORT and NETBOOT_HTTP_BIND
+(the environment file /etc/hypercore/netboot.env that `hypercore-netboot
+apply` writes for hypercore-netboot-http.service).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import socket
+import sys
+import threading
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+from . import HTTP_PORT, HTTP_ROOT
+
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+
+
+class Handler(SimpleHTTPRequestHandler):
+    """SimpleHTTPRequestHandler without directory listings or index pages."""
+
+    server_version = "hypercore-netboot"
+    sys_version = ""
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        root = os.path.realpath(self.directory)
+        real = os.path.realpath(path)
+        if os.path.isdir(path) or not (real == root or real.startswith(root + os.sep)):
+            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+            return None
+        return super().send_head()
+
+    def list_directory(self, path):           # never reached; kept closed on purpose
+        self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+        return None
+
+    def copyfile(self, source, outputfile):
+        try:
+            self.connection.sendfile(source)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, format, *args):
+        sys.stderr.write(f"{self.client_address[0]} {format % args}\n")
+
+    def log_request(self, code="-", size="-"):
+        code = getattr(code, "value", code)
+        self.log_message('"%s" %s %s', self.requestline, code, size)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def server_bind(self):
+        # Bind even before networkd has put the address on the interface.
+        if self.address_family == socket.AF_INET:
+            self.socket.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        super().server_bind()
+
+
+def make_server(root: str, port: int, bind: str = "0.0.0.0") -> Server:
+    """A bound, not yet serving server (port 0 picks a free port: server.server_address)."""
+    return Server((bind, port), functools.partial(Handler, directory=os.fspath(root)))
+
+
+def serve_in_thread(root: str, port: int = 0, bind: str = "127.0.0.1") -> Server:
+    """For tests and embedding: serve in a daemon thread; call shutdown() to stop."""
+    server = make_server(root, port, bind)
+    threading.Thread(target=server.serve_forever, name="netboot-http", daemon=True).start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python3 -m hypercore_netboot.http",
+                                 description="Serve one directory read-only over HTTP to network-boot clients.")
+    ap.add_argument("--root", default=os.environ.get("NETBOOT_HTTP_ROOT", HTTP_ROOT),
+                    help=f"directory to serve (default $NETBOOT_HTTP_ROOT or {HTTP_ROOT})")
+    ap.add_argument("--port", type=int, default=int(os.environ.get("NETBOOT_HTTP_PORT", HTTP_PORT)),
+                    help=f"TCP port (default $NETBOOT_HTTP_PORT or {HTTP_PORT})")
+    ap.add_argument("--bind", default=os.environ.get("NETBOOT_HTTP_BIND", "0.0.0.0"),
+                    help="address to listen on (default $NETBOOT_HTTP_BIND or every address)")
+    args = ap.parse_args(argv)
+    if not os.path.isdir(args.root):
+        print(f"hypercore-netboot-http: {args.root} is not a directory", file=sys.stderr)
+        print("  hint: run `hypercore-netboot apply`, or give --root", file=sys.stderr)
+        return 1
+    try:
+        server = make_server(args.root, args.port, args.bind)
+    except OSError as e:
+        print(f"hypercore-netboot-http: cannot listen on {args.bind}:{args.port}: {e.strerror}", file=sys.stderr)
+        print("  hint: another program uses the port (ss -ltnp), or change netboot.http_port", file=sys.stderr)
+        return 1
+    print(f"serving {args.root} on http://{args.bind}:{args.port}/", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
