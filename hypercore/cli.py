@@ -16,6 +16,7 @@ from hypercore.definition import Kernel, Network, Shared
 from hypercore.errors import UserError, report
 from hypercore.locks import locked
 from hypercore.qmp import QMP, QMPError
+from hypercore.repo import cli as repo_cli
 from hypercore.run import CommandError
 from hypercore.sizes import human
 
@@ -243,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     _common(common)
-    groups = p.add_subparsers(dest="group", required=True, metavar="{vm,image,share}")
+    groups = p.add_subparsers(dest="group", required=True, metavar="{vm,image,share,repo}")
 
     vm = _Leaves(groups.add_parser("vm", help="virtual machines").add_subparsers(dest="verb", required=True), common)
     vm.add_parser("list", help="all VMs and whether they run")
@@ -294,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh = _Leaves(groups.add_parser("share", help="the common storage space").add_subparsers(dest="verb", required=True), common)
     sh.add_parser("path", help="print the host folder (created when missing)")
     sh.add_parser("mount-script", help="print the guest helper that mounts it (virtiofs, else 9p)")
+    repo_cli.register(groups, common)
     return p
 
 
@@ -327,6 +329,8 @@ def main(argv=None) -> int:
             return _vm(st, a)
         if a.group == "image":
             return _image(st, a)
+        if a.group == "repo":
+            return repo_cli.dispatch(st, a)
         return _share(st, a)
     return _guard("hypercore", go)
 
