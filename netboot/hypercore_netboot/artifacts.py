@@ -14,7 +14,6 @@ size), so a restart is cheap; copies are written to a temporary name first.
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 from pathlib import Path
 
@@ -106,7 +105,3 @@ def stage(http_root: Path, tftp_root: Path, partition: str | None = None,
         done.append(f"copied root.squashfs ({length // 2**20} MiB) from {part}")
     return done
 
-
-def copy_into(src: Path, dst_dir: Path) -> None:
-    """One file into a served directory (used for the iPXE binaries)."""
-    shutil.copyfile(src, dst_dir / src.name)

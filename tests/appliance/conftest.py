@@ -4,7 +4,8 @@ Boot the live image from a (virtual) USB stick with two blank disks, take the
 answers from an HTTP server named on the kernel command line, install, power
 off; then boot the installed disk alone and let its first boot bootstrap Ceph
 to HEALTH_OK. The tests here then use that running node: what the install
-left (test_install.py), VMs on its Ceph (test_vms.py).
+left (test_install.py), VMs on its Ceph (test_vms.py), network boot of client
+machines on a private network between QEMU processes (test_netboot.py).
 
 The live system is started with direct kernel boot only to put
 ``hypercore.answers=URL`` on its command line (a PXE-booted installer gets it
@@ -16,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUILD
 from tests.machine import Machine
 
 # A throwaway key: the installed system must accept keys, never a default password.
@@ -46,6 +47,15 @@ ceph:
   osd_disks:
     - match: {{serial: HCDISK1}}
 after_install: poweroff
+netboot:
+  enabled: true
+  # The node's second NIC (Machine.mac(1)), on the private client network.
+  interface: "52:54:00:12:34:57"
+  # No DHCP server answers there, so auto must choose to be the DHCP server.
+  mode: auto
+  address: 192.168.50.1/24
+  range: {{start: 192.168.50.100, end: 192.168.50.150}}
+  menu: {{timeout: 2, default: live}}
 """
 
 
@@ -54,7 +64,29 @@ class Appliance:
     node: Machine
     live_console: str
     answers_sha256: str
+    client_ports: tuple[int, int]       # (the node's end, a client's end) of the client network
     times: dict[str, float] = field(default_factory=dict)
+
+    def client_nic(self) -> str:
+        """The NIC spec of a client machine on the node's private client network."""
+        node_port, client_port = self.client_ports
+        return _dgram(client_port, node_port)
+
+
+def _dgram(local: int, remote: int) -> str:
+    """A point-to-point Ethernet link between two QEMU processes over UDP on loopback."""
+    return (f"dgram,local.type=inet,local.host=127.0.0.1,local.port={local},"
+            f"remote.type=inet,remote.host=127.0.0.1,remote.port={remote}")
+
+
+def _free_udp_ports(n: int) -> list[int]:
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 def _serve(root: Path):
@@ -97,8 +129,10 @@ def appliance(image, netboot_dir, tmp_path_factory):
         server.shutdown()
 
     target, osd = live.workdir / "disk0.qcow2", live.workdir / "disk1.qcow2"
+    ports = tuple(_free_udp_ports(2))
     node = Machine(None, name="node1", workdir=work / "node1", firmware="uefi",
-                   memory_mb=4096, disks=[target, osd])
+                   memory_mb=4096, disks=[target, osd],
+                   nics=["user,restrict=on", _dgram(ports[0], ports[1])])
     t1 = time.monotonic()
     with node:
         node.wait_for_unit("multi-user.target", timeout=900)
@@ -107,4 +141,4 @@ def appliance(image, netboot_dir, tmp_path_factory):
         node.wait_until_succeeds(
             "test \"$(systemctl show -p ActiveState --value hypercore-firstboot.service)\" != activating"
             " && ceph health | grep -x HEALTH_OK", timeout=1500, interval=20)
-        yield Appliance(node, live.console_log.read_text(errors="replace"), digest, times)
+        yield Appliance(node, live.console_log.read_text(errors="replace"), digest, ports, times)
