@@ -21,6 +21,7 @@ from hypercore.errors import UserError
 
 MAGIC = b"\x63\x82\x53\x63"
 DISCOVER, OFFER = 1, 2
+RESEND = 1.0
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 # subnet mask, router, DNS, domain, broadcast, vendor-specific, vendor class,
 # TFTP server, boot file, UUID
@@ -145,15 +146,20 @@ def discover(iface: str, *, timeout: float = 3.0, first_only: bool = False, igno
         except OSError as e:
             raise UserError(f"cannot listen for DHCP answers on {iface}: {e.strerror}",
                             hint="check the interface is up (`ip link set IFACE up`)") from None
-        sock.sendto(packet, ("255.255.255.255", 67))
         offers: list[Offer] = []
-        deadline = time.monotonic() + timeout
+        now = time.monotonic()
+        deadline, next_send = now + timeout, now
         while (left := deadline - time.monotonic()) > 0:
-            sock.settimeout(left)
+            if not offers and time.monotonic() >= next_send:
+                # Resent each second until someone answers, as DHCP clients do (a first
+                # packet is often lost while a link comes up).
+                sock.sendto(packet, ("255.255.255.255", 67))
+                next_send = time.monotonic() + RESEND
+            sock.settimeout(min(left, max(0.05, next_send - time.monotonic())) if not offers else left)
             try:
                 data, (source, _port) = sock.recvfrom(4096)
             except (TimeoutError, socket.timeout):
-                break
+                continue
             offer = parse_offer(data, source, xid)
             if offer is None or offer.server in ignore or offer in offers:
                 continue
@@ -181,3 +187,55 @@ def describe(offer: Offer) -> str:
 
 def in_network(address: str, network: str) -> bool:
     return ipaddress.ip_address(address) in ipaddress.ip_network(network, strict=False)
+
+
+def boot_menu_type(offer: Offer) -> int | None:
+    """The first boot item type of a proxy offer's PXE menu (option 43, sub-option 9)."""
+    data, i = offer.options.get(43, b""), 0
+    while i + 1 < len(data) and data[i] != 255:
+        code, length = data[i], data[i + 1]
+        if code == 9 and length >= 2:
+            return struct.unpack("!H", data[i + 2:i + 4])[0]
+        i += 2 + length
+    return None
+
+
+def boot_request(iface: str, server: str, client_ip: str, *, timeout: float = 3.0, item: int | None = None,
+                 **packet_options) -> Offer | None:
+    """PXE boot server discovery as a PXE ROM does it after a proxy offer: a
+    DHCPREQUEST from client_ip:68 to server:4011 (with the chosen menu item,
+    if any); returns the DHCPACK (its `file` is the boot file) or None."""
+    mac = interface_mac(iface)
+    xid = int.from_bytes(os.urandom(4), "big")
+    packet = bytearray(discover_packet(mac, xid, **packet_options))
+    packet[10:12] = b"\0\0"                                   # unicast, no broadcast flag
+    packet[12:16] = socket.inet_aton(client_ip)               # ciaddr
+    packet[242] = 3                                           # option 53: DHCPREQUEST
+    if item is not None:
+        packet[-1:] = bytes([43, 7, 71, 4]) + struct.pack("!HH", item, 0) + b"\xff\xff"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode() + b"\0")
+        sock.bind((client_ip, 68))
+        deadline = time.monotonic() + timeout
+        next_send = 0.0
+        while (left := deadline - time.monotonic()) > 0:
+            if time.monotonic() >= next_send:
+                sock.sendto(bytes(packet), (server, 4011))
+                next_send = time.monotonic() + RESEND
+            sock.settimeout(min(left, max(0.05, next_send - time.monotonic())))
+            try:
+                data, (source, _port) = sock.recvfrom(4096)
+            except (TimeoutError, socket.timeout):
+                continue
+            try:
+                fields, options = parse_packet(data)
+            except (ValueError, struct.error):
+                continue
+            if fields["xid"] == xid and options.get(53) == b"\x05":
+                file = fields["file"] or options.get(67, b"").split(b"\0", 1)[0].decode()
+                return Offer(server, source, fields["yiaddr"], fields["siaddr"], file, options)
+        return None
+    finally:
+        sock.close()
