@@ -1,0 +1,99 @@
+"""Rendering: the dnsmasq configuration per mode and client architecture, the iPXE menu, the small files."""
+
+from __future__ import annotations
+
+import pytest
+
+from hypercore_netboot.render import Target, dnsmasq_conf, env_file, ipxe_menu, network_file
+from hypercore_netboot.settings import Mode, Settings
+
+S = Settings.from_answers({"enabled": True, "interface": "enp4s0", "mode": "dhcp", "address": "192.168.50.1/24",
+                           "range": {"start": "192.168.50.100", "end": "192.168.50.200"}})
+DHCP = Target(Mode.DHCP, "192.168.50.1", "192.168.50.0/24")
+PROXY = Target(Mode.PROXY, "10.0.0.5", "10.0.0.0/16")
+
+
+def lines(text):
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_common_lines_no_dns_one_interface_tftp_root_is_a_parameter():
+    for t in (DHCP, PROXY):
+        conf = lines(dnsmasq_conf(S, t, tftp_root="/srv/tftp"))
+        assert conf[:6] == ["port=0", "interface=enp4s0", "bind-dynamic", "log-dhcp", "enable-tftp",
+                            "tftp-root=/srv/tftp"]
+    assert "tftp-root=/var/lib/hypercore/tftpboot" in dnsmasq_conf(S, DHCP)
+
+
+def test_dhcp_mode_hands_out_the_range_and_boot_files():
+    conf = lines(dnsmasq_conf(S, DHCP, leasefile="/tmp/l", pidfile="/tmp/p"))
+    assert "dhcp-range=192.168.50.100,192.168.50.200,255.255.255.0,12h" in conf
+    assert "dhcp-option=option:router" in conf                 # not the clients' gateway
+    assert "dhcp-leasefile=/tmp/l" in conf and "pid-file=/tmp/p" in conf
+    assert "dhcp-boot=tag:bios,tag:!ipxe,undionly.kpxe,,192.168.50.1" in conf
+    assert "dhcp-boot=tag:efi64,tag:!ipxe,snponly.efi,,192.168.50.1" in conf
+    assert "dhcp-boot=tag:ipxe,menu.ipxe,,192.168.50.1" in conf
+    assert not any(line.startswith("pxe-service") for line in conf)
+
+
+@pytest.mark.parametrize("t", [DHCP, PROXY], ids=["dhcp", "proxy"])
+def test_architecture_tags_and_ipxe_detection(t):
+    conf = lines(dnsmasq_conf(S, t))
+    for arch, tag in ((0, "bios"), (7, "efi64"), (9, "efi64"), (16, "efihttp")):
+        assert f"dhcp-match=set:{tag},option:client-arch,{arch}" in conf
+    assert "dhcp-match=set:ipxe,175" in conf and "dhcp-userclass=set:ipxe,iPXE" in conf
+    assert f"dhcp-boot=tag:efihttp,tag:!ipxe,http://{t.server_ip}:8067/ipxe.efi" in conf
+    assert "dhcp-option-force=tag:efihttp,option:vendor-class,HTTPClient" in conf
+
+
+def test_proxy_mode_uses_pxe_services_and_never_hands_out_addresses():
+    conf = lines(dnsmasq_conf(S, PROXY))
+    assert "dhcp-range=10.0.0.0,proxy,255.255.0.0" in conf
+    assert not any(line.startswith("dhcp-boot=tag:bios") or line == "dhcp-authoritative" for line in conf)
+    assert 'pxe-service=tag:!ipxe,x86PC,"Hypercore network boot (BIOS)",undionly.kpxe' in conf
+    for csa in ("X86-64_EFI", "BC_EFI"):
+        assert f'pxe-service=tag:!ipxe,{csa},"Hypercore network boot (UEFI)",snponly.efi' in conf
+    for csa in ("x86PC", "X86-64_EFI", "BC_EFI"):
+        assert f'pxe-service=tag:ipxe,{csa},"Hypercore menu",menu.ipxe' in conf
+
+
+def test_auto_is_resolved_before_rendering():
+    with pytest.raises(ValueError):
+        Target(Mode.AUTO, "1.2.3.4", "1.2.3.0/24")
+
+
+def test_ipxe_menu_entries_default_and_timeout():
+    s = Settings.from_answers({"enabled": True, "interface": "e", "http_port": 9000,
+                               "menu": {"timeout": 3, "default": "installer"}})
+    menu = ipxe_menu(s, "10.1.2.3")
+    assert menu.startswith("#!ipxe\n")
+    assert "choose --timeout 3000 --default installer selected || goto local" in menu
+    for label in ("item local     Boot from local disk", "item live      Hypercore live system / installer",
+                  "item installer Install with answer file"):
+        assert label in menu
+    assert "iseq ${platform} pcbios && sanboot --no-describe --drive 0x80 ||\nexit" in menu
+    kernel = ("kernel http://10.1.2.3:9000/vmlinuz initrd=initrd.img console=tty0 console=ttyS0,115200 "
+              "hypercore.netroot=http://10.1.2.3:9000/root.squashfs")
+    assert f":live\n{kernel} || goto failed\ninitrd http://10.1.2.3:9000/initrd.img" in menu
+    assert f":installer\n{kernel} hypercore.answers=http://10.1.2.3:9000/hypercore-answers.yaml" in menu
+    assert ":local" in menu and ":live" in menu and ":installer" in menu
+
+
+def test_env_and_network_files():
+    assert env_file(S, "192.168.50.1", "/srv/http").splitlines()[1:] == [
+        "NETBOOT_HTTP_ROOT=/srv/http", "NETBOOT_HTTP_PORT=8067", "NETBOOT_HTTP_BIND=192.168.50.1"]
+    net = network_file(S)
+    assert "[Match]\nName=enp4s0\n" in net and "Address=192.168.50.1/24" in net and "DHCP=no" in net
+
+
+def test_the_unit_reads_the_env_file_and_is_disabled_by_the_preset():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    unit = (root / "overlays/hypercore/usr/lib/systemd/system/hypercore-netboot-http.service").read_text()
+    for line in ("EnvironmentFile=/etc/hypercore/netboot.env", "DynamicUser=yes", "ProtectSystem=strict",
+                 "PrivateTmp=yes", "ReadOnlyPaths=/var/lib/hypercore/netboot",
+                 "ExecStart=/usr/bin/python3 -m hypercore_netboot.http --root ${NETBOOT_HTTP_ROOT} "
+                 "--port ${NETBOOT_HTTP_PORT} --bind ${NETBOOT_HTTP_BIND}"):
+        assert line in unit.splitlines()
+    preset = (root / "overlays/base/usr/lib/systemd/system-preset/10-hypercore.preset").read_text()
+    assert "disable hypercore-netboot-http.service" in preset.splitlines()
