@@ -115,7 +115,7 @@ def verify(repo: Repo, name: str, v: str) -> str:
         raise UserError(f"{name}@{v} fails verification: " + "; ".join(found),
                         hint="replace it from a peer that holds a good copy (hypercore repo pull)")
     n = len(manifest.load(repo.subvol(name, v))["files"])
-    return f"{name}@{v}: {plural(n, 'file')} match the manifest"
+    return f"{name}@{v}: {plural(n, 'file')} {'matches' if n == 1 else 'match'} the manifest"
 
 
 def inventory(repo: Repo, name: str | None = None) -> dict:
