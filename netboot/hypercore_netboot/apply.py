@@ -126,7 +126,7 @@ def interface_links(iface: str | None = None) -> list[dict]:
 
 
 def resolve(s: Settings, *, links: list[dict], server_ip: str | None = None, mode: Mode | None = None,
-            probe_timeout: float = 3.0, discover=probe.dhcp_servers) -> tuple[Mode, list, list[Problem]]:
+            probe_timeout: float = 5.0, discover=probe.dhcp_servers) -> tuple[Mode, list, list[Problem]]:
     """The mode to serve in (auto: proxy when another DHCP server answers, else dhcp),
     the offers seen, and the problem of refusing dhcp next to another server."""
     mode = mode or s.mode
@@ -174,7 +174,7 @@ def build(s: Settings, t: Target, paths: Paths) -> dict[str, str]:
 
 def plan(s: Settings, paths: Paths, *, links: list[dict] | None = None, server_ip: str | None = None,
          mode: Mode | None = None, listeners=None, ignore_pids: set[int] = frozenset(),
-         probe_timeout: float = 3.0, discover=probe.dhcp_servers) -> Result:
+         probe_timeout: float = 5.0, discover=probe.dhcp_servers) -> Result:
     """Resolve and check everything; the files to write, or NetbootError with every problem."""
     links = interface_links() if links is None else links
     mode, offers, problems = resolve(s, links=links, server_ip=server_ip, mode=mode,
@@ -286,7 +286,7 @@ def disable(paths: Paths, services: Services) -> list[str]:
 
 
 def apply(netboot: dict | Settings, paths: Paths | None = None, services: Services | None = None, *,
-          server_ip: str | None = None, probe_timeout: float = 3.0, log=sys.stderr) -> Result | None:
+          server_ip: str | None = None, probe_timeout: float = 5.0, log=sys.stderr) -> Result | None:
     """Apply the answers' `netboot` section on this host. Returns the Result, or
     None when netboot is not enabled (then any previous configuration is removed
     and the services stopped). Raises NetbootError (every problem, nothing

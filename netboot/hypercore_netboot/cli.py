@@ -146,8 +146,8 @@ def _answers_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server-ip", metavar="IP[/PREFIX]",
                    help="serve from this address (default: netboot.address in dhcp mode, the interface's "
                         "address in proxy mode); with /PREFIX it need not be on this machine (render)")
-    p.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
-                   help="how long to wait for another DHCP server's answer (mode dhcp/auto; default 3)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="how long to wait for another DHCP server's answer (mode dhcp/auto; default 5: a DHCP server may first ping the address it offers, for up to 3 s)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -162,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Broadcast one DHCPDISCOVER on IFACE (takes no address) and print every "
                                    "DHCPOFFER received. Needs root.")
     p.add_argument("interface", metavar="IFACE")
-    p.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS", help="how long to wait (default 3)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="how long to wait (default 5)")
     p.add_argument("--arch", type=int, metavar="N",
                    help="look like a PXE client of this architecture (0 BIOS, 7 UEFI) to see proxy-DHCP too")
     p.set_defaults(func=cmd_probe)

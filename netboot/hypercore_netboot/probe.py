@@ -125,7 +125,7 @@ def parse_offer(data: bytes, source: str, xid: int) -> Offer | None:
     return Offer(server, source, fields["yiaddr"], fields["siaddr"], file, options)
 
 
-def discover(iface: str, *, timeout: float = 3.0, first_only: bool = False, ignore: set[str] = frozenset(),
+def discover(iface: str, *, timeout: float = 5.0, first_only: bool = False, ignore: set[str] = frozenset(),
              **packet_options) -> list[Offer]:
     """Broadcast one DHCPDISCOVER on iface and return the offers received within
     timeout seconds (from any server not in ignore; the first one only with
@@ -171,7 +171,7 @@ def discover(iface: str, *, timeout: float = 3.0, first_only: bool = False, igno
         sock.close()
 
 
-def dhcp_servers(iface: str, *, timeout: float = 3.0, ignore: set[str] = frozenset()) -> list[Offer]:
+def dhcp_servers(iface: str, *, timeout: float = 5.0, ignore: set[str] = frozenset()) -> list[Offer]:
     """The DHCP servers that hand out addresses on iface (a plain, non-PXE
     discover, so proxy-DHCP servers such as this node's own do not answer)."""
     return [o for o in discover(iface, timeout=timeout, ignore=ignore) if not o.is_proxy]
