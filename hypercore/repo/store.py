@@ -12,7 +12,7 @@ from hypercore.repo import btrfs, manifest
 from hypercore.repo.layout import Repo, locked, next_version
 from hypercore.sizes import human
 
-BLOCK = 1 << 20  # compare and write in 1 MiB blocks
+BLOCK = 64 * 1024  # compare and write in 64 KiB blocks
 
 
 def update_in_place(src: Path, dst: Path) -> int:
