@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from hypercore.errors import UserError
@@ -75,7 +76,6 @@ def make_readonly(path: Path) -> None:
 
 def delete_tree(path: Path) -> None:
     """Remove a staging or version directory: its subvolumes first, then the rest."""
-    import shutil
     if not path.exists():
         return
     for sub in sorted((p for p in path.rglob("*") if is_subvolume(p)), key=lambda p: -len(p.parts)):

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypercore import storage
 from hypercore.errors import UserError
 from hypercore.repo import config as config_mod
-from hypercore.repo import holds, layout, store, transfer
+from hypercore.repo import btrfs, holds, layout, store, transfer
 from hypercore.repo.transport import COMPRESSORS
 from hypercore.sizes import human
 
@@ -154,8 +154,8 @@ def _transfer(repo, cfg, a) -> int:
     else:
         if not remote or (only and only not in remote):
             raise UserError(f"peer {peer.name} holds no {a.ref}",
-                            hint=f"see what it holds: hypercore repo peers")
-        transfer.btrfs.require_btrfs(repo.root)
+                            hint="see what it holds: hypercore repo peers")
+        btrfs.require_btrfs(repo.root)
         steps = transfer.plan(name, remote, store.inventory(repo, name)[name], only, a.full)
     arrow = f"-> {peer.name}" if a.verb == "replicate" else f"<- {peer.name}"
     if not steps:

@@ -21,7 +21,6 @@ from hypercore.repo.config import Peer
 from hypercore.repo.layout import Repo, locked, number, sort_versions
 from hypercore.repo.transport import remote_command, remote_error, ssh_argv
 from hypercore.run import CommandError, run, spawn
-from hypercore.sizes import human
 
 LOCK_WAIT = 30.0  # seconds a receive waits for a previous (dying) one of the same name
 
