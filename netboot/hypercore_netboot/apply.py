@@ -14,11 +14,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hypercore.errors import UserError
@@ -123,6 +124,24 @@ class Result:
 def interface_links(iface: str | None = None) -> list[dict]:
     """`ip -j addr` of every interface."""
     return json.loads(run(["ip", "-j", "addr", "show"]).stdout or "[]")
+
+
+MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
+
+
+def by_mac(s: Settings, links: list[dict]) -> Settings:
+    """netboot.interface may be a MAC address (names differ between machines
+    and are only known once installed): the name of the interface that has it."""
+    if not s.interface or not MAC.match(s.interface):
+        return s
+    mac = s.interface.lower()
+    names = [link["ifname"] for link in links if (link.get("address") or "").lower() == mac]
+    if not names:
+        known = ", ".join(f"{link['ifname']} ({link.get('address')})" for link in links
+                          if link.get("ifname") != "lo")
+        raise NetbootError([Problem(f"no interface has the MAC address {mac} (netboot.interface)",
+                                    f"use one of: {known or 'none found'}")])
+    return replace(s, interface=names[0])
 
 
 def resolve(s: Settings, *, links: list[dict], server_ip: str | None = None, mode: Mode | None = None,
@@ -299,7 +318,10 @@ def apply(netboot: dict | Settings, paths: Paths | None = None, services: Servic
         removed = disable(paths, services)
         print("network boot is not enabled" + (f"; removed {', '.join(removed)}" if removed else ""), file=log)
         return None
-    result = plan(s, paths, server_ip=server_ip, ignore_pids=services.pids(), probe_timeout=probe_timeout)
+    links = interface_links()
+    s = by_mac(s, links)
+    result = plan(s, paths, links=links, server_ip=server_ip, ignore_pids=services.pids(),
+                  probe_timeout=probe_timeout)
     for offer in result.offers:
         print(f"found {probe.describe(offer)} on {s.interface}", file=log)
     install(result, s, paths, services)

@@ -18,9 +18,9 @@ from hypercore.errors import UserError, report
 from hypercore.run import CommandError, run
 
 from . import probe
-from .apply import (CommandServices, Paths, Services, SystemdServices, apply, build, interface_links, resolve,
-                    target_for)
-from .check import check, ipv4_addresses
+from .apply import (CommandServices, Paths, Services, SystemdServices, apply, build, by_mac, interface_links,
+                    resolve, target_for)
+from .check import NetbootError, check, ipv4_addresses
 from .settings import Mode, Settings
 
 PROG = "hypercore-netboot"
@@ -78,6 +78,10 @@ def cmd_render(args) -> int:
         return 0
     paths = _paths(args)
     links = interface_links()
+    try:
+        s = by_mac(s, links)
+    except NetbootError as e:          # rendering for another machine: keep the MAC
+        print(f"{PROG}: warning: {e.problems[0].message}", file=sys.stderr)
     mode = Mode(args.mode) if args.mode else s.mode
     if mode == Mode.AUTO:
         if ipv4_addresses(links, s.interface) is None:

@@ -292,16 +292,20 @@ def test_install_from_the_built_image(tmp_path):
 
         t = table(target)
         root_part = next(p for p in t["partitions"] if p["type"] == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
+        # The image's root is its last partition (after the ESP, BIOS boot and netroot).
+        root_n = t["partitions"].index(root_part) + 1
+        assert [p.get("name") for p in t["partitions"]][:root_n] == ["esp", "linux", "hypercore-netroot",
+                                                                     "hypercore-root"]
         old_root = next(p for p in src["partitions"] if p["type"] == root_part["type"])["uuid"]
         grub = esp_file(target, "::/grub/grub.cfg").decode()
         assert f"root=PARTUUID={root_part['uuid'].lower()}" in grub and old_root.lower() not in grub
-        assert run(["e2fsck", "-f", "-n", part(target, 3)], check=False).returncode == 0
-        with mounted(part(target, 3), tmp_path / "root") as root:
+        assert run(["e2fsck", "-f", "-n", part(target, root_n)], check=False).returncode == 0
+        with mounted(part(target, root_n), tmp_path / "root") as root:
             assert (root / "etc/hostname").read_text() == "built1\n"
             assert not (root / "etc/hypercore/live").exists()
             assert not (root / "etc/systemd/system/serial-getty@ttyS0.service.d/live-autologin.conf").exists()
             assert "/var/lib\tbtrfs\tsubvol=@var-lib" in (root / "etc/fstab").read_text()
-        with mounted(part(target, 4), tmp_path / "var-lib", "ro,subvol=@var-lib") as var_lib:
+        with mounted(part(target, root_n + 1), tmp_path / "var-lib", "ro,subvol=@var-lib") as var_lib:
             ceph = var_lib / "ceph"
             assert ceph.is_dir() and ceph.stat().st_uid != 0      # the ceph user's, as in the image
             assert (var_lib / "dpkg/status").is_file() and (var_lib / "hypercore/images").is_dir()

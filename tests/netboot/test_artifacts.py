@@ -64,3 +64,26 @@ def test_missing_image_files_are_refused(tmp_path, netroot):
     with pytest.raises(UserError, match="missing") as e:
         artifacts.stage(tmp_path / "http", tmp_path / "tftp", str(netroot), tmp_path / "none")
     assert "tools/build-image" in e.value.hint
+
+
+LINKS = [{"ifname": "lo", "address": "00:00:00:00:00:00"},
+         {"ifname": "enp0s5", "address": "52:54:00:12:34:56"},
+         {"ifname": "enp0s6", "address": "52:54:00:12:34:57"}]
+
+
+def test_interface_given_as_a_mac_address_becomes_its_name():
+    from hypercore_netboot.apply import by_mac
+    from hypercore_netboot.settings import Settings
+    s = Settings(enabled=True, interface="52:54:00:12:34:57")
+    assert by_mac(s, LINKS).interface == "enp0s6"
+    assert by_mac(Settings(enabled=True, interface="enp0s5"), LINKS).interface == "enp0s5"
+
+
+def test_unknown_mac_address_lists_the_interfaces():
+    from hypercore_netboot.apply import by_mac
+    from hypercore_netboot.check import NetbootError
+    from hypercore_netboot.settings import Settings
+    with pytest.raises(NetbootError) as e:
+        by_mac(Settings(enabled=True, interface="52:54:00:aa:bb:cc"), LINKS)
+    assert "no interface has the MAC address 52:54:00:aa:bb:cc" in str(e.value)
+    assert "enp0s5 (52:54:00:12:34:56), enp0s6 (52:54:00:12:34:57)" in str(e.value)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hypercore.errors import UserError
 from hypercore.run import CommandError
 
-from . import report, steps_join, steps_new, steps_osd
+from . import report, steps_join, steps_netboot, steps_new, steps_osd
 from .context import Context
 
 RETRY = "systemctl restart hypercore-firstboot"
@@ -29,6 +29,7 @@ class Step:
 COMMON_START = [Step("facts", "choose host name, address and cluster id", steps_new.decide_facts)]
 OSD_STEPS = [Step("osds", "create an OSD on each chosen disk", steps_osd.create_osds),
              Step("osds-up", "wait for the OSDs to be up and in", steps_osd.wait_osds_up)]
+NETBOOT = Step("netboot", "serve network boot to clients (answers `netboot`)", steps_netboot.serve_netboot)
 REPORT = Step("report", "write the ready report", report.write_report)
 
 NEW = [*COMMON_START,
@@ -42,6 +43,7 @@ NEW = [*COMMON_START,
        Step("mgr-up", "wait for the manager to be active", steps_new.wait_mgr),
        Step("pool", "create the RBD pool vm-pool", steps_osd.make_pool),
        Step("health", "wait for HEALTH_OK", steps_osd.wait_healthy),
+       NETBOOT,
        REPORT]
 
 JOIN = [*COMMON_START,
@@ -49,6 +51,7 @@ JOIN = [*COMMON_START,
         Step("join-cluster", "reach the monitors, fetch the OSD bootstrap key", steps_join.contact_cluster),
         *OSD_STEPS,
         Step("redundancy", "more copies now that the cluster has several hosts", steps_join.grow_redundancy),
+        NETBOOT,
         REPORT]
 
 
