@@ -116,7 +116,7 @@ def test_rbd_snapshot_rollback_on_a_clone(golden):
     node.succeed("rm -f /var/lib/hypercore/vms/vm1/run/console.log")
     node.succeed("boot-vm vm1")
     wait_for_marker(node, "vm1")
-    head = node.succeed("qemu-io -f raw -c 'read -P 0xfa 0 1' rbd:vm-pool/golden@golden:id=admin")
+    head = node.succeed("qemu-io -r -f raw -c 'read -P 0xfa 0 1' rbd:vm-pool/golden@golden:id=admin")
     assert "read 1/1 bytes" in head and "verification failed" not in head, head
     assert MARKER in console(node, "vm2")
 
