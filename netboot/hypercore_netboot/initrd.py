@@ -76,7 +76,7 @@ say "network up on $up: $(ip -4 -o addr show dev $up | awk '{print $4}')"
 mount -t tmpfs -o mode=0755 ram /ram
 mkdir -p /ram/lower /ram/upper /ram/work
 say "downloading the root image"
-wget -q -O /ram/root.squashfs "$url" || fail "could not download $url" \
+wget -q -T 30 -O /ram/root.squashfs "$url" || fail "could not download $url" \
     "check the appliance's HTTP service: systemctl status hypercore-netboot-http"
 mount -t squashfs -o ro,loop /ram/root.squashfs /ram/lower || fail "$url is not a squashfs image" \
     "rebuild or re-copy root.squashfs on the appliance"

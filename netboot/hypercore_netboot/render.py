@@ -21,7 +21,7 @@ UEFI_BOOT = "snponly.efi"
 HTTP_BOOT = "ipxe.efi"
 MENU = "menu.ipxe"
 # Files the HTTP root must hold (made by the image build); the menu is written there too.
-KERNEL, INITRD, ROOT_IMAGE, ANSWERS = "vmlinuz", "initrd.img", "root.squashfs", "hypercore-answers.yaml"
+KERNEL, INITRD, ROOT_IMAGE = "vmlinuz", "initrd.img", "root.squashfs"
 KERNEL_ARGS = "console=tty0 console=ttyS0,115200"
 LEASE_TIME = "12h"
 
@@ -106,17 +106,19 @@ def dnsmasq_conf(s: Settings, t: Target, *, tftp_root: str = TFTP_ROOT,
 
 
 def ipxe_menu(s: Settings, server_ip: str) -> str:
-    """The iPXE script every iPXE client runs: local disk, live system, install."""
+    """The iPXE script every iPXE client runs: local disk, the live system, a shell.
+    (Installing a client over the network is not offered yet: the installer
+    copies from a boot medium, and a network-booted system has none.)"""
     base = f"http://{server_ip}:{s.http_port}"
+    # BOOTIF: the initramfs tries the NIC iPXE booted from first.
     boot = (f"kernel {base}/{KERNEL} initrd={INITRD} {KERNEL_ARGS} "
-            f"hypercore.netroot={base}/{ROOT_IMAGE}")
+            f"hypercore.netroot={base}/{ROOT_IMAGE} BOOTIF=01-${{netX/mac:hexhyp}}")
     return f"""#!ipxe
 # Hypercore network boot menu, written by hypercore-netboot; changes are overwritten.
 :start
 menu Hypercore network boot (server {server_ip})
 item local     Boot from local disk
-item live      Hypercore live system / installer
-item installer Install with answer file ({base}/{ANSWERS})
+item live      Hypercore live system (runs in RAM)
 item shell     iPXE shell
 choose --timeout {s.menu_timeout * 1000} --default {s.menu_default} selected || goto local
 goto ${{selected}}
@@ -128,11 +130,6 @@ exit
 
 :live
 {boot} || goto failed
-initrd {base}/{INITRD} || goto failed
-boot || goto failed
-
-:installer
-{boot} hypercore.answers={base}/{ANSWERS} || goto failed
 initrd {base}/{INITRD} || goto failed
 boot || goto failed
 

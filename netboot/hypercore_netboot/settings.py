@@ -16,7 +16,7 @@ class Mode(StrEnum):
     AUTO = "auto"
 
 
-MENU_ENTRIES = ("local", "live", "installer")
+MENU_ENTRIES = ("local", "live")
 
 
 @dataclass(frozen=True)

@@ -64,19 +64,18 @@ def test_auto_is_resolved_before_rendering():
 
 def test_ipxe_menu_entries_default_and_timeout():
     s = Settings.from_answers({"enabled": True, "interface": "e", "http_port": 9000,
-                               "menu": {"timeout": 3, "default": "installer"}})
+                               "menu": {"timeout": 3, "default": "live"}})
     menu = ipxe_menu(s, "10.1.2.3")
     assert menu.startswith("#!ipxe\n")
-    assert "choose --timeout 3000 --default installer selected || goto local" in menu
-    for label in ("item local     Boot from local disk", "item live      Hypercore live system / installer",
-                  "item installer Install with answer file"):
+    assert "choose --timeout 3000 --default live selected || goto local" in menu
+    for label in ("item local     Boot from local disk", "item live      Hypercore live system (runs in RAM)"):
         assert label in menu
+    assert "installer" not in menu
     assert "iseq ${platform} pcbios && sanboot --no-describe --drive 0x80 ||\nexit" in menu
     kernel = ("kernel http://10.1.2.3:9000/vmlinuz initrd=initrd.img console=tty0 console=ttyS0,115200 "
-              "hypercore.netroot=http://10.1.2.3:9000/root.squashfs")
+              "hypercore.netroot=http://10.1.2.3:9000/root.squashfs BOOTIF=01-${netX/mac:hexhyp}")
     assert f":live\n{kernel} || goto failed\ninitrd http://10.1.2.3:9000/initrd.img" in menu
-    assert f":installer\n{kernel} hypercore.answers=http://10.1.2.3:9000/hypercore-answers.yaml" in menu
-    assert ":local" in menu and ":live" in menu and ":installer" in menu
+    assert ":local" in menu and ":live" in menu
 
 
 def test_env_and_network_files():
