@@ -23,6 +23,7 @@ from hypercore.errors import UserError, report
 from hypercore.run import CommandError
 
 from . import answers as answers_mod
+from . import netsource
 from .apply import execute, open_journal, prepare, release_stale_mounts
 from .journal import DEFAULT_PATH
 from .model import describe_disk
@@ -50,11 +51,21 @@ def load_machine(path: str) -> dict:
     return machine
 
 
-def machine_for(args) -> dict:
+def source_for(args) -> str | None:
+    """--source-disk, else hypercore.source=URL on this system's kernel command line."""
+    if getattr(args, "source_disk", None) or getattr(args, "machine", None):
+        return args.source_disk
+    return netsource.from_cmdline()
+
+
+def machine_for(args, source: str | None = None) -> dict:
     if getattr(args, "machine", None):
         return load_machine(args.machine)
     from .collect import collect_machine
-    return collect_machine()
+    machine = collect_machine()
+    if netsource.is_url(source):
+        machine["network_source"] = netsource.describe_url(source)
+    return machine
 
 
 def cmd_probe(args) -> int:
@@ -74,7 +85,8 @@ def cmd_validate(args) -> int:
 
 def cmd_plan(args) -> int:
     answers = answers_mod.load(args.answers)
-    plan = build_plan(answers, machine_for(args), args.source_disk)
+    source = source_for(args)
+    plan = build_plan(answers, machine_for(args, source), source)
     print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.render())
     return 0
 
@@ -111,8 +123,11 @@ def run_install(answers: dict, args, *, ask: bool) -> int:
     runner = DryRunner() if dry else Runner()
     workdir = args.workdir
     journal_path = None if dry else Path(args.journal or Path(workdir) / DEFAULT_PATH.name)
-    machine = machine_for(args)
-    prepared = prepare(answers, machine, args.source_disk, journal_path)
+    source = source_for(args)
+    if netsource.is_url(source):
+        print(f"Installation source: {source} (network install)")
+    machine = machine_for(args, source)
+    prepared = prepare(answers, machine, source, journal_path)
     print(prepared.plan.render())
     if not dry:
         check_tools(s.action for s in prepared.plan.steps)

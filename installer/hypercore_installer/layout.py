@@ -79,6 +79,8 @@ def min_target_size(source: dict, data_on_target: bool) -> int:
 VAR_LIB_SUBVOLUME = "@var-lib"
 HYPERCORE_SUBVOLUMES = ("images", "vms", "shared", "iso", "tftpboot", ".snapshots")
 MOUNT_OPTIONS = "subvol=@var-lib,noatime,compress=zstd:1"
+# Under @var-lib: the netboot HTTP root (/var/lib/hypercore/netboot).
+NETBOOT_DIR = "hypercore/netboot"
 
 
 def subvolumes() -> list[str]:

@@ -7,8 +7,9 @@ and reads nothing but its arguments.
 
 from __future__ import annotations
 
-from . import layout
+from . import layout, netsource
 from .answers import disk_refs
+from .netsource import is_url
 from .model import Plan, PlanRefused, Refusal, Step
 from .probe import LIVE_PARTLABEL, data_signatures, describe_signature, partition_path
 from .selectors import find_by_path, resolve
@@ -26,6 +27,13 @@ def _summary(disk: dict) -> dict:
 # --- the installation source ----------------------------------------------
 
 def _source(machine: dict, source_path: str | None) -> tuple[dict | None, list[Refusal]]:
+    if is_url(source_path):
+        # Network install: the collector fetched the description (netsource.describe_url).
+        found = machine.get("network_source")
+        if not found or found.get("path") != source_path:
+            return None, [Refusal("source", f"no description of {source_path} was fetched",
+                                  "run on the machine being installed (it fetches URL.json)")]
+        return found, []
     if source_path:
         disk = find_by_path(machine, source_path)
         why = "--source-disk"
@@ -38,7 +46,8 @@ def _source(machine: dict, source_path: str | None) -> tuple[dict | None, list[R
         if len(media) != 1:
             what = ("this system did not boot from a disk (no boot medium found)" if not media else
                     f"several disks look like the boot medium: {', '.join(d['path'] for d in media)}")
-            return None, [Refusal("source", what, "name the disk holding the Hypercore image with --source-disk")]
+            return None, [Refusal("source", what, "name the disk holding the Hypercore image with --source-disk, "
+                                  "or network-boot the appliance menu's install entry (hypercore.source=URL)")]
         disk = media[0]
     parts = [p for p in disk["partitions"] if p.get("start") is not None and p.get("sectors")]
     # An operator may add a filesystem labelled HYPERCORE (the answer file) after
@@ -278,6 +287,14 @@ def _steps(answers, machine, source, target, geometry, data, osds) -> list[Step]
              "at every boot (/etc/fstab)",
              False, (root_part, data_devices[0]), {**sys_params, "device": data_devices[0]}),
     ]
+    if (answers.get("netboot") or {}).get("enabled") and not is_url(source["path"]):
+        raw = f"/var/lib/{layout.NETBOOT_DIR}/{netsource.IMAGE_NAME}"
+        steps.append(Step("keep-image", "keep-image",
+                          f"keep this image ({human(source['image_bytes'])}, sparse) as {raw} for "
+                          "network installs of client machines (netboot is enabled)",
+                          False, (data_devices[0],),
+                          {"device": data_devices[0], "source": source["path"], "bytes": source["image_bytes"],
+                           "name": netsource.IMAGE_NAME, "description": netsource.description(source)}))
     for d in osds:
         if data_signatures(d) or d["partitions"]:
             steps.append(_wipe_step(d, "osd"))

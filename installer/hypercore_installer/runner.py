@@ -91,6 +91,11 @@ class Runner:
         self.remove(path)
         os.symlink(target, path)
 
+    def download(self, url: str, target: str, nbytes: int) -> None:
+        """Write the first nbytes found at url onto target (installing over the network)."""
+        from .netsource import download
+        download(url, target, nbytes, self.say)
+
     @contextlib.contextmanager
     def mounted(self, device: str, mountpoint: str, options: str | None = None) -> Iterator[str]:
         """Mount device at mountpoint for the duration of the block."""
@@ -133,6 +138,9 @@ class DryRunner(Runner):
 
     def makedirs(self, path, mode=0o755):
         self.say(f"+ mkdir -p -m {mode:04o} {path}")
+
+    def download(self, url, target, nbytes):
+        self.say(f"+ download {url} (first {nbytes} bytes) onto {target}")
 
     def remove(self, path):
         self.say(f"+ rm -f {path}")

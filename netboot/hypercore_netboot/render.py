@@ -22,6 +22,8 @@ HTTP_BOOT = "ipxe.efi"
 MENU = "menu.ipxe"
 # Files the HTTP root must hold (made by the image build); the menu is written there too.
 KERNEL, INITRD, ROOT_IMAGE = "vmlinuz", "initrd.img", "root.squashfs"
+# Network installs: the answer file the operator puts there, the image the installer kept.
+ANSWERS, IMAGE = "hypercore-answers.yaml", "hypercore.raw"
 KERNEL_ARGS = "console=tty0 console=ttyS0,115200"
 LEASE_TIME = "12h"
 
@@ -106,9 +108,8 @@ def dnsmasq_conf(s: Settings, t: Target, *, tftp_root: str = TFTP_ROOT,
 
 
 def ipxe_menu(s: Settings, server_ip: str) -> str:
-    """The iPXE script every iPXE client runs: local disk, the live system, a shell.
-    (Installing a client over the network is not offered yet: the installer
-    copies from a boot medium, and a network-booted system has none.)"""
+    """The iPXE script every iPXE client runs: local disk, the live system,
+    install this machine (the answer file and the image kept on the appliance), a shell."""
     base = f"http://{server_ip}:{s.http_port}"
     # BOOTIF: the initramfs tries the NIC iPXE booted from first.
     boot = (f"kernel {base}/{KERNEL} initrd={INITRD} {KERNEL_ARGS} "
@@ -119,6 +120,7 @@ def ipxe_menu(s: Settings, server_ip: str) -> str:
 menu Hypercore network boot (server {server_ip})
 item local     Boot from local disk
 item live      Hypercore live system (runs in RAM)
+item installer Install Hypercore on this machine ({base}/{ANSWERS})
 item shell     iPXE shell
 choose --timeout {s.menu_timeout * 1000} --default {s.menu_default} selected || goto local
 goto ${{selected}}
@@ -130,6 +132,11 @@ exit
 
 :live
 {boot} || goto failed
+initrd {base}/{INITRD} || goto failed
+boot || goto failed
+
+:installer
+{boot} hypercore.answers={base}/{ANSWERS} hypercore.source={base}/{IMAGE} || goto failed
 initrd {base}/{INITRD} || goto failed
 boot || goto failed
 

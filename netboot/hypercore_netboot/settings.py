@@ -16,7 +16,7 @@ class Mode(StrEnum):
     AUTO = "auto"
 
 
-MENU_ENTRIES = ("local", "live")
+MENU_ENTRIES = ("local", "live", "installer")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def machine(name: str) -> dict:
 
 def cli_env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = f"{REPO}:{REPO / 'installer'}"
+    env["PYTHONPATH"] = f"{REPO}:{REPO / 'installer'}:{REPO / 'netboot'}"
     env.pop("HYPERCORE_INSTALL_CRASH_AFTER", None)
     return env
 

@@ -309,3 +309,76 @@ def test_install_from_the_built_image(tmp_path):
             ceph = var_lib / "ceph"
             assert ceph.is_dir() and ceph.stat().st_uid != 0      # the ceph user's, as in the image
             assert (var_lib / "dpkg/status").is_file() and (var_lib / "hypercore/images").is_dir()
+
+
+def test_network_install_from_the_image_an_appliance_keeps(lab, tmp_path):
+    """An install with netboot enabled keeps its source image on the data
+    filesystem; a second machine installs from it over HTTP (the netboot
+    menu's install entry, hypercore.source=URL) and gets the same system."""
+    answers = lab.answers(netboot={"enabled": True, "interface": "eth1", "mode": "proxy"})
+    proc = lab.apply(answers)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "keep this image" in proc.stdout
+    image_bytes = json.loads(lab.journal.with_suffix(".done.json").read_text())["plan"]["source"]["image_bytes"]
+
+    served = tmp_path / "served"
+    second = sparse_file(tmp_path / "second.img", 10 * GiB)
+    with contextlib.ExitStack() as stack:
+        var_lib = stack.enter_context(mounted(part(lab.target, 4), served, "ro,subvol=@var-lib"))
+        kept = var_lib / "hypercore/netboot/hypercore.raw"
+        assert kept.stat().st_size == image_bytes
+        assert sha256_prefix(kept, image_bytes) == sha256_prefix(lab.files["source"], image_bytes)
+        description = json.loads(kept.with_name("hypercore.raw.json").read_text())
+        assert description["format"] == 1 and description["source"]["image_bytes"] == image_bytes
+        port = stack.enter_context(http_server(var_lib / "hypercore/netboot"))
+        target2 = stack.enter_context(loop_device(second))
+        url = f"http://127.0.0.1:{port}/hypercore.raw"
+        doc = yaml.safe_load(answers.read_text())
+        doc["target"]["path"] = target2
+        doc["hostname"] = "node2.lab.example"
+        doc["ceph"]["osd_disks"] = [lab.osd]
+        (tmp_path / "answers2.yaml").write_text(yaml.safe_dump(doc))
+        net = run_cli("apply", tmp_path / "answers2.yaml", "--yes", "--source-disk", url,
+                      "--workdir", tmp_path / "work2")
+        assert net.returncode == 0, net.stdout + net.stderr
+        assert f"Installation source: {url} (network install)" in net.stdout
+        assert "downloading" in net.stdout and "keep this image" not in net.stdout
+        t2 = table(target2)
+        assert [p.get("name") for p in t2["partitions"]] == ["esp", "linux", "hypercore-root", "hypercore-data"]
+        assert run(["e2fsck", "-f", "-n", part(target2, 3)], check=False).returncode == 0
+        with mounted(part(target2, 3), tmp_path / "root2") as root:
+            assert (root / "etc/hostname").read_text() == "node2.lab.example\n"
+            assert (root / "hypercore-image-marker").is_file()
+        # A URL that serves no image is one clear line, and nothing is written.
+        before = sha256_prefix(second, 1 << 20)
+        bad = run_cli("apply", tmp_path / "answers2.yaml", "--yes", "--source-disk",
+                      f"http://127.0.0.1:{port}/nothing.raw", "--workdir", tmp_path / "work3")
+        assert bad.returncode == 1 and "nothing.raw.json does not exist (HTTP 404)" in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr and sha256_prefix(second, 1 << 20) == before
+
+
+def sha256_prefix(path: Path, n: int) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while n > 0:
+            chunk = f.read(min(n, 1 << 20))
+            if not chunk:
+                break
+            h.update(chunk)
+            n -= len(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def http_server(root: Path):
+    import functools
+    import http.server
+    import threading
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()

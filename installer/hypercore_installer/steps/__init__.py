@@ -28,6 +28,7 @@ ACTIONS: dict[str, Callable[[Context, dict], None]] = {
     "make-data-filesystem": data.make_data_filesystem,
     "make-subvolumes": data.make_subvolumes,
     "move-var-lib": data.move_var_lib,
+    "keep-image": data.keep_image,
     "finish": disk.finish,
 }
 
@@ -48,6 +49,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "make-data-filesystem": ("mkfs.btrfs", "btrfs"),
     "make-subvolumes": ("mount", "umount", "btrfs"),
     "move-var-lib": ("mount", "umount", "cp"),
+    "keep-image": ("mount", "umount", "dd", "mv"),
     "finish": ("sync",),
 }
 

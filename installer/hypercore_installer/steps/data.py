@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from .. import render
-from ..layout import DATA_FS_LABEL, VAR_LIB_SUBVOLUME
+from ..layout import DATA_FS_LABEL, VAR_LIB_SUBVOLUME, NETBOOT_DIR
 from .context import Context
 
 
@@ -38,3 +39,16 @@ def move_var_lib(ctx: Context, p: dict) -> None:
             with open(fstab, encoding="utf-8") as f:
                 existing = f.read()
         ctx.runner.write_file(fstab, render.fstab_with_var_lib(existing, ctx.ids["fs:data"]))
+
+
+def keep_image(ctx: Context, p: dict) -> None:
+    """Keep the image this node is installed from in the netboot HTTP root
+    (sparse, on BTRFS), with its description: the source of network installs."""
+    with ctx.mounted(p["device"], "var-lib", f"subvol={VAR_LIB_SUBVOLUME},compress=zstd:1") as var_lib:
+        where = os.path.join(var_lib, NETBOOT_DIR)
+        ctx.runner.makedirs(where)
+        raw = os.path.join(where, p["name"])
+        ctx.runner.run(["dd", f"if={p['source']}", f"of={raw}.partial", "bs=4M", f"count={p['bytes']}",
+                        "iflag=count_bytes,fullblock", "conv=sparse,fsync", "status=none"])
+        ctx.runner.run(["mv", "-f", f"{raw}.partial", raw])
+        ctx.runner.write_file(raw + ".json", json.dumps(p["description"], indent=1) + "\n")

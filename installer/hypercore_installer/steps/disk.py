@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..layout import DATA_PARTLABEL, LINUX_DATA_TYPE
+from ..netsource import is_url
 from ..sizes import MiB, human
 from .context import Context
 
@@ -32,6 +33,10 @@ def wipe_disk(ctx: Context, p: dict) -> None:
 
 
 def copy_image(ctx: Context, p: dict) -> None:
+    if is_url(p["source"]):
+        ctx.runner.say(f"    downloading {human(p['bytes'])} from {p['source']}")
+        ctx.runner.download(p["source"], p["target"], p["bytes"])
+        return
     ctx.runner.say(f"    copying {human(p['bytes'])}; this takes a few minutes on a USB stick")
     ctx.runner.run(["sync"])
     ctx.runner.run(["dd", f"if={p['source']}", f"of={p['target']}", "bs=4M", f"count={p['bytes']}",
