@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from tests.appliance.conftest import SSH_KEY
 from tests.conftest import BUILD
 from tests.machine import Machine
 
@@ -44,8 +45,10 @@ def test_appliance_serves_netboot(appliance):
     # What a client fetches is there: the iPXE binaries over TFTP, the rest over HTTP.
     for name in ("undionly.kpxe", "snponly.efi", "menu.ipxe"):
         node.succeed(f"test -s /var/lib/hypercore/tftpboot/{name}")
-    for name in ("vmlinuz", "initrd.img", "root.squashfs"):
+    for name in ("vmlinuz", "initrd.img", "root.squashfs", "hypercore.raw.json"):
         node.succeed(http_get(f"http://{SERVER}:8067/{name}"))
+    # The image this node was installed from, kept (sparse, on BTRFS) for network installs.
+    node.succeed("test -s /var/lib/hypercore/netboot/hypercore.raw")
     # The root image a client gets is the appliance's own netroot partition.
     part = node.succeed("readlink -f /dev/disk/by-partlabel/hypercore-netroot").split()[0]
     size = int(node.succeed("stat -c %s /var/lib/hypercore/netboot/root.squashfs"))
@@ -81,4 +84,54 @@ def test_diskless_client_boots_the_live_system(appliance, firmware, tmp_path):
             client.succeed("cmp /tmp/i.tftp /tmp/i.http")
     leases = appliance.node.succeed("cat /var/lib/misc/dnsmasq.leases")
     assert client.mac(0) in leases, leases
+    (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")
+
+
+CLIENT_ANSWERS = f"""\
+version: 1
+target:
+  match: {{serial: HCDISK0}}
+hostname: client1
+root:
+  ssh_keys:
+    - {SSH_KEY}
+ceph:
+  mode: new
+  osd_disks:
+    - match: {{serial: HCDISK1}}
+after_install: poweroff
+"""
+
+
+def test_client_installs_over_the_network(appliance, tmp_path):
+    """The menu's install entry: the client streams the image the appliance
+    kept at its own install, with the answer file the operator put next to it,
+    and then boots from its own disk."""
+    node = appliance.node
+    node.succeed("test -s /var/lib/hypercore/netboot/hypercore.raw.json")
+    node.succeed(f"cat > /var/lib/hypercore/netboot/hypercore-answers.yaml <<'EOF'\n{CLIENT_ANSWERS}EOF")
+    # The operator makes installing the default entry and applies the settings again.
+    node.succeed("sed -i 's/default: live/default: installer/' /etc/hypercore/answers.yaml"
+                 " && hypercore-netboot apply")
+    assert "--default installer" in node.succeed("cat /var/lib/hypercore/netboot/menu.ipxe")
+
+    client = Machine(None, name="pxe-install", workdir=tmp_path / "client", firmware="uefi",
+                     memory_mb=2048, disks=["16G", "8G"], nics=[appliance.client_nic()], netboot=True)
+    t0 = time.monotonic()
+    with client:
+        client.wait_for_console_text(r"Installation source: http://192\.168\.50\.1:8067/hypercore\.raw "
+                                     r"\(network install\)", timeout=900)
+        client.wait_for_shutdown(timeout=1800)
+    TIMES["uefi: power-on to installed over the network"] = time.monotonic() - t0
+    console = client.console_log.read_text(errors="replace")
+    assert "downloading" in console and "Answer file: http://192.168.50.1:8067/hypercore-answers.yaml" in console
+
+    installed = Machine(None, name="client1", workdir=tmp_path / "installed", firmware="uefi",
+                        memory_mb=2048, disks=[client.workdir / "disk0.qcow2", client.workdir / "disk1.qcow2"],
+                        nics=["user,restrict=on"])
+    with installed:
+        installed.wait_for_shell(timeout=900)
+        assert installed.succeed("hostname").strip() == "client1"
+        assert installed.succeed("findmnt -n -o SOURCE /").strip().startswith("/dev/vda")
+        installed.fail("test -e /etc/hypercore/live")
     (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")
