@@ -5,8 +5,10 @@ Ethernet link between the two QEMU processes (UDP on loopback): nothing
 reaches the host's network. The appliance was installed with a `netboot`
 section (mode auto, no other DHCP server there), so its first boot made it the
 DHCP/TFTP server of that link and started the HTTP service. A diskless client
-PXE-boots under SeaBIOS and under OVMF, gets the iPXE menu, its default entry
-(the live system), downloads the root image over HTTP and reaches a shell.
+PXE-boots under SeaBIOS, gets the iPXE menu, its default entry (the live
+system), downloads the root image over HTTP and reaches a shell. Then a client
+with blank disks PXE-boots under OVMF into the menu's install entry, installs
+Hypercore from the image the appliance kept, and boots from its own disk.
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ def test_appliance_serves_netboot(appliance):
     node.succeed(f"cmp -n {size} {part} /var/lib/hypercore/netboot/root.squashfs")
 
 
-@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+# UEFI (OVMF's own PXE client, chainloading snponly.efi) is covered by the
+# network install below, which boots the same live system first.
+@pytest.mark.parametrize("firmware", ["bios"])
 def test_diskless_client_boots_the_live_system(appliance, firmware, tmp_path):
     client = Machine(None, name=f"pxe-{firmware}", workdir=tmp_path / "client", firmware=firmware,
                      memory_mb=2048, nics=[appliance.client_nic()], netboot=True)
