@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 from hypercore.errors import UserError
+from hypercore.files import write_atomic
 
 DEFAULT_PATH = Path("/run/hypercore-install/journal.json")
 VERSION = 1
@@ -66,13 +66,7 @@ class Journal:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".journal.")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.state, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(self.state, indent=1), 0o600)
 
     def finish(self) -> None:
         """The install is complete: keep the journal as a record, renamed."""

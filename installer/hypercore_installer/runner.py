@@ -13,9 +13,9 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 
+from hypercore.files import write_atomic
 from hypercore.run import CommandError, run
 
 
@@ -57,26 +57,7 @@ class Runner:
         """Replace path atomically; keeps an existing file's owner and group.
         `secret` marks contents that must never be printed."""
         raw = data.encode() if isinstance(data, str) else data
-        directory = os.path.dirname(path)
-        try:
-            st = os.stat(path)
-            owner = (st.st_uid, st.st_gid)
-        except FileNotFoundError:
-            owner = None
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".hypercore-install.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(raw)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)
-            if owner:
-                os.chown(tmp, *owner)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, raw, mode, keep_owner=True)
 
     def makedirs(self, path: str, mode: int = 0o755) -> None:
         os.makedirs(path, mode=mode, exist_ok=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hypercore.errors import UserError
+from hypercore.files import write_atomic
 from hypercore.run import CommandError, run
 
 from . import DNSMASQ_CONF, ENV_FILE, HTTP_ROOT, IPXE_DIR, NETWORK_FILE, TFTP_ROOT, probe, render
@@ -208,20 +209,8 @@ def plan(s: Settings, paths: Paths, *, links: list[dict] | None = None, server_i
 
 
 def _write_atomic(path: str, content: bytes, mode: int = 0o644) -> None:
-    d = os.path.dirname(path) or "."
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".hypercore-netboot.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_atomic(path, content, mode)
 
 
 def _read(path: str) -> bytes | None:

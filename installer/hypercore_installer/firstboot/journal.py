@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
+
+from hypercore.files import write_atomic
 
 
 class Journal:
@@ -28,19 +29,7 @@ class Journal:
 
     def _write(self, name: str, data: dict) -> None:
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self._path(name))
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_atomic(self._path(name), json.dumps(data, indent=1, sort_keys=True) + "\n", 0o600)
 
     def _read(self, name: str) -> dict | None:
         try:
