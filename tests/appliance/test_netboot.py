@@ -72,6 +72,9 @@ def test_diskless_client_boots_the_live_system(appliance, firmware, tmp_path):
         cmdline = client.succeed("cat /proc/cmdline")
         assert f"hypercore.netroot=http://{SERVER}:8067/root.squashfs" in cmdline, cmdline
         assert client.succeed("findmnt -n -o FSTYPE /").strip() == "overlay"
+        # Writes go to RAM; the downloaded image stays read-only underneath.
+        client.succeed("echo x > /etc/written && test -e /run/hypercore/netroot/upper/etc/written")
+        assert client.succeed("cat /run/hypercore/netroot.url").strip() == f"http://{SERVER}:8067/root.squashfs"
         # No disk at all: the system runs from RAM, the live role (installer on offer).
         assert client.succeed("lsblk -d -n -o TYPE | grep -c disk || true").strip() == "0"
         client.succeed("test -e /etc/hypercore/live")
