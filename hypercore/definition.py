@@ -14,6 +14,7 @@ import jsonschema
 import yaml
 
 from hypercore import names
+from hypercore.cephuser import default_user
 from hypercore.errors import UserError
 
 SHARE_TAG = "hypercore_share"
@@ -35,7 +36,7 @@ class RbdDisk:
     pool: str
     image: str
     conf: str | None = None
-    user: str = "admin"
+    user: str = field(default_factory=default_user)
     owned: bool = False
     type: str = "rbd"
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hypercore import names
+from hypercore.cephuser import default_user
 from hypercore.definition import RbdDisk
 from hypercore.errors import UserError
 from hypercore.sizes import parse_size
@@ -43,7 +44,7 @@ def parse_rbd(text: str) -> RbdDisk:
     pool, image = spec.split("/", 1)
     names.pool_name(pool)
     names.rbd_image_name(image)
-    conf, user = None, "admin"
+    conf, user = None, default_user()
     for opt in options:
         key, _, value = opt.partition("=")
         if key == "conf" and value.startswith("/") and "," not in value:

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from hypercore.cephuser import default_user
 from hypercore.definition import RbdDisk
 from hypercore.errors import UserError
 from hypercore.run import CommandError, run
@@ -22,27 +23,27 @@ GOLDEN_SNAP = "golden"
 CONNECT = ["--client_mount_timeout=15"]
 
 
-def base(user: str = "admin", conf: str | None = None) -> list[str]:
-    return ["rbd", "--id", user] + (["-c", conf] if conf else []) + CONNECT
+def base(user: str | None = None, conf: str | None = None) -> list[str]:
+    return ["rbd", "--id", user or default_user()] + (["-c", conf] if conf else []) + CONNECT
 
 
 def disk_base(disk: RbdDisk) -> list[str]:
     return base(disk.user, disk.conf)
 
 
-def ls_argv(pool: str, user="admin", conf=None) -> list[str]:
+def ls_argv(pool: str, user=None, conf=None) -> list[str]:
     return base(user, conf) + ["ls", "--format", "json", pool]
 
 
-def info_argv(spec: str, user="admin", conf=None) -> list[str]:
+def info_argv(spec: str, user=None, conf=None) -> list[str]:
     return base(user, conf) + ["info", "--format", "json", spec]
 
 
-def create_argv(spec: str, size: int, user="admin", conf=None) -> list[str]:
+def create_argv(spec: str, size: int, user=None, conf=None) -> list[str]:
     return base(user, conf) + ["create", "--size", f"{size // (1024 * 1024)}M", spec]
 
 
-def snap_argv(action: str, spec: str, snap: str | None = None, user="admin", conf=None) -> list[str]:
+def snap_argv(action: str, spec: str, snap: str | None = None, user=None, conf=None) -> list[str]:
     """action: create | rm | rollback | protect | unprotect | ls | purge."""
     target = f"{spec}@{snap}" if snap else spec
     extra = ["--format", "json"] if action == "ls" else []
@@ -50,24 +51,24 @@ def snap_argv(action: str, spec: str, snap: str | None = None, user="admin", con
     return base(user, conf) + ["snap", action] + extra + [target]
 
 
-def clone_argv(src: str, snap: str, dst: str, user="admin", conf=None) -> list[str]:
+def clone_argv(src: str, snap: str, dst: str, user=None, conf=None) -> list[str]:
     return base(user, conf) + ["clone", f"{src}@{snap}", dst]
 
 
-def children_argv(spec: str, snap: str, user="admin", conf=None) -> list[str]:
+def children_argv(spec: str, snap: str, user=None, conf=None) -> list[str]:
     return base(user, conf) + ["children", "--format", "json", f"{spec}@{snap}"]
 
 
-def rm_argv(spec: str, user="admin", conf=None) -> list[str]:
+def rm_argv(spec: str, user=None, conf=None) -> list[str]:
     return base(user, conf) + ["rm", "--no-progress", spec]
 
 
-def qemu_target(spec: str, user="admin", conf=None) -> str:
+def qemu_target(spec: str, user=None, conf=None) -> str:
     """The rbd: filename qemu-img understands (names are validated: no ':' inside)."""
-    return f"rbd:{spec}:id={user}" + (f":conf={conf}" if conf else "")
+    return f"rbd:{spec}:id={user or default_user()}" + (f":conf={conf}" if conf else "")
 
 
-def import_argv(src: Path | str, src_fmt: str, spec: str, user="admin", conf=None) -> list[str]:
+def import_argv(src: Path | str, src_fmt: str, spec: str, user=None, conf=None) -> list[str]:
     return ["qemu-img", "convert", "-f", src_fmt, "-O", "raw", str(src), qemu_target(spec, user, conf)]
 
 
@@ -91,7 +92,7 @@ def available(pool: str = DEFAULT_POOL, conf: str | None = None) -> tuple[bool, 
     return True, f"Ceph pool {pool} is reachable"
 
 
-def image_info(spec: str, user="admin", conf=None) -> dict | None:
+def image_info(spec: str, user=None, conf=None) -> dict | None:
     try:
         return json.loads(run(info_argv(spec, user, conf), timeout=60).stdout)
     except CommandError as e:
@@ -108,12 +109,12 @@ def require_image(disk: RbdDisk) -> dict:
     return found
 
 
-def snapshots(spec: str, user="admin", conf=None) -> list[dict]:
+def snapshots(spec: str, user=None, conf=None) -> list[dict]:
     """[{'name':..., 'size':..., 'protected': 'true'|'false', 'timestamp':...}]"""
     return json.loads(run(snap_argv("ls", spec, user=user, conf=conf), timeout=60).stdout or "[]")
 
 
-def children(spec: str, snap: str, user="admin", conf=None) -> list[str]:
+def children(spec: str, snap: str, user=None, conf=None) -> list[str]:
     out = json.loads(run(children_argv(spec, snap, user, conf), timeout=60).stdout or "[]")
     return [f"{c['pool']}/{c['image']}" if isinstance(c, dict) else str(c) for c in out]
 

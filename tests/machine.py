@@ -322,6 +322,15 @@ class Machine:
         reason = "QEMU exited" if not self.is_running() else f"timed out after {timeout:.0f} s"
         raise MachineError(self._diagnose(f"console text /{regex}/ not seen: {reason}"))
 
+    def reboot(self, timeout: float = 900) -> None:
+        """Reboot the guest (same QEMU process) and wait until its shell answers again."""
+        since = len(self.console_text())
+        self._send_shell("systemctl reboot")
+        self._shell_ready = False
+        # The new boot's kernel banner: from here on the shell that answers is the new one.
+        self.wait_for_console_text(r"Linux version \d", timeout=timeout, since=since)
+        self.wait_for_shell(timeout=timeout)
+
     def send_console(self, text: str) -> None:
         """Type text on the serial console."""
         assert self.process is not None

@@ -293,6 +293,18 @@ def disable(paths: Paths, services: Services) -> list[str]:
     return removed
 
 
+def with_diskless(s: Settings, paths: Paths, log) -> Settings:
+    """Publish client.diskless's files and learn where clients reach Ceph."""
+    from . import diskless
+    conf = os.environ.get("HYPERCORE_NETBOOT_CEPH_CONF", "/etc/ceph/ceph.conf")
+    if not os.path.exists(conf):
+        raise NetbootError([Problem(f"netboot.diskless needs this node's Ceph, and {conf} does not exist",
+                                    "set up Ceph first (hypercore-firstboot), or set diskless: false")])
+    for line in diskless.publish(Path(paths.http_root), conf):
+        print(line, file=log)
+    return replace(s, ceph_network=diskless.ceph_public_network(conf))
+
+
 def apply(netboot: dict | Settings, paths: Paths | None = None, services: Services | None = None, *,
           server_ip: str | None = None, probe_timeout: float = 5.0, log=sys.stderr) -> Result | None:
     """Apply the answers' `netboot` section on this host. Returns the Result, or
@@ -309,6 +321,8 @@ def apply(netboot: dict | Settings, paths: Paths | None = None, services: Servic
         return None
     links = interface_links()
     s = by_mac(s, links)
+    if s.diskless:
+        s = with_diskless(s, paths, log)
     result = plan(s, paths, links=links, server_ip=server_ip, ignore_pids=services.pids(),
                   probe_timeout=probe_timeout)
     for offer in result.offers:

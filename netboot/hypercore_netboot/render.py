@@ -24,6 +24,8 @@ MENU = "menu.ipxe"
 KERNEL, INITRD, ROOT_IMAGE = "vmlinuz", "initrd.img", "root.squashfs"
 # Network installs: the answer file the operator puts there, the image the installer kept.
 ANSWERS, IMAGE = "hypercore-answers.yaml", "hypercore.raw"
+# Diskless nodes: ceph.conf and the client.diskless keyring (netboot.diskless).
+DISKLESS = "diskless"
 KERNEL_ARGS = "console=tty0 console=ttyS0,115200"
 LEASE_TIME = "12h"
 
@@ -68,6 +70,9 @@ def dnsmasq_conf(s: Settings, t: Target, *, tftp_root: str = TFTP_ROOT,
             # The node is not the clients' router: no default gateway.
             "dhcp-option=option:router",
         ]
+        if s.diskless and s.ceph_network:
+            # Diskless nodes reach Ceph (this node's own address) through this node.
+            lines.append(f"dhcp-option=option:classless-static-route,{s.ceph_network},{t.server_ip}")
     else:
         lines.append(f"dhcp-range={net.network_address},proxy,{net.netmask}")
     lines += [
@@ -114,6 +119,8 @@ def ipxe_menu(s: Settings, server_ip: str) -> str:
     # BOOTIF: the initramfs tries the NIC iPXE booted from first.
     boot = (f"kernel {base}/{KERNEL} initrd={INITRD} {KERNEL_ARGS} "
             f"hypercore.netroot={base}/{ROOT_IMAGE} BOOTIF=01-${{netX/mac:hexhyp}}")
+    node_item = ("item node      Hypercore diskless node (VMs on this appliance's Ceph)\n"
+                 if s.diskless else "")
     return f"""#!ipxe
 # Hypercore network boot menu, written by hypercore-netboot; changes are overwritten.
 :start
@@ -121,7 +128,7 @@ menu Hypercore network boot (server {server_ip})
 item local     Boot from local disk
 item live      Hypercore live system (runs in RAM)
 item installer Install Hypercore on this machine ({base}/{ANSWERS})
-item shell     iPXE shell
+{node_item}item shell     iPXE shell
 choose --timeout {s.menu_timeout * 1000} --default {s.menu_default} selected || goto local
 goto ${{selected}}
 
@@ -137,6 +144,11 @@ boot || goto failed
 
 :installer
 {boot} hypercore.answers={base}/{ANSWERS} hypercore.source={base}/{IMAGE} || goto failed
+initrd {base}/{INITRD} || goto failed
+boot || goto failed
+
+:node
+{boot} hypercore.role=diskless hypercore.diskless={base}/{DISKLESS}/ || goto failed
 initrd {base}/{INITRD} || goto failed
 boot || goto failed
 

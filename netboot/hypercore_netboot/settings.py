@@ -16,7 +16,7 @@ class Mode(StrEnum):
     AUTO = "auto"
 
 
-MENU_ENTRIES = ("local", "live", "installer")
+MENU_ENTRIES = ("local", "live", "installer", "node")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Settings:
     menu_timeout: int = 10
     menu_default: str = "local"
     force_dhcp_server: bool = False
+    diskless: bool = False              # offer the diskless node (VMs on this node's Ceph)
+    ceph_network: str | None = None     # where clients reach Ceph (routed via this node in dhcp mode)
 
     @classmethod
     def from_answers(cls, nb: dict | None) -> "Settings":
@@ -50,6 +52,7 @@ class Settings:
             menu_timeout=int(menu.get("timeout", 10)),
             menu_default=menu.get("default", "local"),
             force_dhcp_server=bool(nb.get("force_dhcp_server", False)),
+            diskless=bool(nb.get("diskless", False)),
         )
 
     def with_mode(self, mode: Mode) -> "Settings":
@@ -63,6 +66,9 @@ def answer_problems(nb: dict) -> list[tuple[str, str, str]]:
     if not isinstance(nb, dict):
         return out
     mode = nb.get("mode", "auto")
+    if (nb.get("menu") or {}).get("default") == "node" and not nb.get("diskless"):
+        out.append(("netboot.menu.default", "is `node`, but the diskless node is not offered",
+                    "set `diskless: true` in the netboot section, or choose another default"))
     if nb.get("enabled") and not nb.get("interface"):
         out.append(("netboot.interface", "is required when netboot is enabled",
                     "name the interface facing the clients, e.g. enp4s0"))

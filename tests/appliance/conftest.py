@@ -56,6 +56,7 @@ netboot:
   address: 192.168.50.1/24
   range: {{start: 192.168.50.100, end: 192.168.50.150}}
   menu: {{timeout: 2, default: live}}
+  diskless: true
 """
 
 

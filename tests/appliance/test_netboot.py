@@ -13,12 +13,14 @@ Hypercore from the image the appliance kept, and boots from its own disk.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
 import pytest
 
 from tests.appliance.conftest import SSH_KEY
+from tests.appliance.bootsector import boot_sector
 from tests.conftest import BUILD
 from tests.machine import Machine
 
@@ -94,6 +96,41 @@ def test_diskless_client_boots_the_live_system(appliance, firmware, tmp_path):
     (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")
 
 
+def set_menu_default(node: Machine, entry: str) -> None:
+    """What an operator does: change menu.default in the answers and apply them again."""
+    node.succeed(f"sed -i -E 's/default: (local|live|installer|node)/default: {entry}/' "
+                 "/etc/hypercore/answers.yaml && hypercore-netboot apply")
+    assert f"--default {entry}" in node.succeed("cat /var/lib/hypercore/netboot/menu.ipxe")
+
+
+def test_diskless_node_runs_a_vm_from_the_appliance_ceph(appliance, tmp_path):
+    node = appliance.node
+    set_menu_default(node, "node")
+    client = Machine(None, name="pxe-node", workdir=tmp_path / "client", firmware="bios",
+                     memory_mb=2048, nics=[appliance.client_nic()], netboot=True)
+    t0 = time.monotonic()
+    with client:
+        client.wait_for_shell(timeout=900)
+        client.wait_until_succeeds("systemctl is-active hypercore-diskless.service", timeout=300, interval=5)
+        TIMES["diskless node: power-on to Ceph reachable"] = time.monotonic() - t0
+        # It holds only the restricted key, and the VM services use it.
+        client.fail("test -e /etc/ceph/ceph.client.admin.keyring")
+        assert client.succeed("stat -c %a /etc/ceph/ceph.client.diskless.keyring").strip() == "600"
+        assert client.succeed("cat /etc/hypercore/ceph-user").strip() == "diskless"
+        client.succeed("create-vm d1 64 1 new:64M --network none")
+        assert "d1-disk0" in node.succeed("rbd ls vm-pool").split()
+        blob = base64.b64encode(boot_sector("HYPERCORE-DISKLESS-VM")).decode()
+        client.succeed(f"echo {blob} | base64 -d > /tmp/mbr && "
+                       "qemu-io -f raw -c 'write -s /tmp/mbr 0 512' rbd:vm-pool/d1-disk0:id=diskless")
+        client.succeed("boot-vm d1")
+        client.wait_until_succeeds("grep -q HYPERCORE-DISKLESS-VM /var/lib/hypercore/vms/d1/run/console.log",
+                                   timeout=600, interval=5)
+        # The key is for RBD images only: the cluster itself is out of its reach.
+        rc, out = client.execute("ceph --id diskless osd pool create stolen 8")
+        assert rc != 0 and "stolen" not in node.succeed("ceph osd pool ls"), out
+        client.succeed("hypercore vm stop d1 --force")
+
+
 CLIENT_ANSWERS = f"""\
 version: 1
 target:
@@ -118,9 +155,7 @@ def test_client_installs_over_the_network(appliance, tmp_path):
     node.succeed("test -s /var/lib/hypercore/netboot/hypercore.raw.json")
     node.succeed(f"cat > /var/lib/hypercore/netboot/hypercore-answers.yaml <<'EOF'\n{CLIENT_ANSWERS}EOF")
     # The operator makes installing the default entry and applies the settings again.
-    node.succeed("sed -i 's/default: live/default: installer/' /etc/hypercore/answers.yaml"
-                 " && hypercore-netboot apply")
-    assert "--default installer" in node.succeed("cat /var/lib/hypercore/netboot/menu.ipxe")
+    set_menu_default(node, "installer")
 
     client = Machine(None, name="pxe-install", workdir=tmp_path / "client", firmware="uefi",
                      memory_mb=2048, disks=["16G", "8G"], nics=[appliance.client_nic()], netboot=True)
@@ -141,4 +176,17 @@ def test_client_installs_over_the_network(appliance, tmp_path):
         assert installed.succeed("hostname").strip() == "client1"
         assert installed.succeed("findmnt -n -o SOURCE /").strip().startswith("/dev/vda")
         installed.fail("test -e /etc/hypercore/live")
+    (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")
+
+
+def test_netboot_and_ceph_come_back_after_a_reboot(appliance):
+    node = appliance.node
+    t0 = time.monotonic()
+    node.reboot()
+    node.wait_until_succeeds("systemctl is-active dnsmasq.service hypercore-netboot-http.service", timeout=300)
+    node.succeed(http_get(f"http://{SERVER}:8067/menu.ipxe"))
+    node.wait_until_succeeds("ceph health | grep -x HEALTH_OK", timeout=600, interval=15)
+    TIMES["appliance reboot to netboot and HEALTH_OK"] = time.monotonic() - t0
+    # The first boot does not run again.
+    assert "ConditionResult=no" in node.succeed("systemctl show -p ConditionResult hypercore-firstboot.service")
     (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")

@@ -68,13 +68,15 @@ def test_ipxe_menu_entries_default_and_timeout():
     menu = ipxe_menu(s, "10.1.2.3")
     assert menu.startswith("#!ipxe\n")
     assert "choose --timeout 3000 --default live selected || goto local" in menu
-    for label in ("item local     Boot from local disk", "item live      Hypercore live system (runs in RAM)"):
+    for label in ("item local     Boot from local disk", "item live      Hypercore live system (runs in RAM)",
+                  "item installer Install Hypercore on this machine"):
         assert label in menu
-    assert "installer" not in menu
     assert "iseq ${platform} pcbios && sanboot --no-describe --drive 0x80 ||\nexit" in menu
     kernel = ("kernel http://10.1.2.3:9000/vmlinuz initrd=initrd.img console=tty0 console=ttyS0,115200 "
               "hypercore.netroot=http://10.1.2.3:9000/root.squashfs BOOTIF=01-${netX/mac:hexhyp}")
     assert f":live\n{kernel} || goto failed\ninitrd http://10.1.2.3:9000/initrd.img" in menu
+    assert (f":installer\n{kernel} hypercore.answers=http://10.1.2.3:9000/hypercore-answers.yaml "
+            "hypercore.source=http://10.1.2.3:9000/hypercore.raw || goto failed") in menu
     assert ":local" in menu and ":live" in menu
 
 
@@ -96,3 +98,28 @@ def test_the_unit_reads_the_env_file_and_is_disabled_by_the_preset():
         assert line in unit.splitlines()
     preset = (root / "overlays/base/usr/lib/systemd/system-preset/10-hypercore.preset").read_text()
     assert "disable hypercore-netboot-http.service" in preset.splitlines()
+
+
+def test_diskless_node_entry_and_its_route_to_ceph():
+    from dataclasses import replace
+    s = Settings.from_answers({"enabled": True, "interface": "e", "mode": "dhcp", "address": "192.168.50.1/24",
+                               "range": {"start": "192.168.50.100", "end": "192.168.50.150"},
+                               "diskless": True, "menu": {"default": "node"}})
+    s = replace(s, ceph_network="10.0.2.0/24")
+    conf = dnsmasq_conf(s, Target(Mode.DHCP, "192.168.50.1", "192.168.50.0/24"))
+    assert "dhcp-option=option:classless-static-route,10.0.2.0/24,192.168.50.1" in conf
+    menu = ipxe_menu(s, "192.168.50.1")
+    assert "item node      Hypercore diskless node" in menu and "--default node" in menu
+    assert ("hypercore.role=diskless hypercore.diskless=http://192.168.50.1:8067/diskless/ || goto failed"
+            in menu)
+    # Without diskless: no entry, no route.
+    plain = replace(s, diskless=False)
+    assert "item node" not in ipxe_menu(plain, "192.168.50.1")
+    assert "classless-static-route" not in dnsmasq_conf(plain, Target(Mode.DHCP, "192.168.50.1", "192.168.50.0/24"))
+
+
+def test_node_as_default_needs_diskless():
+    from hypercore_netboot.settings import answer_problems
+    nb = {"enabled": True, "interface": "e", "mode": "proxy", "menu": {"default": "node"}}
+    assert [p for p, _, _ in answer_problems(nb)] == ["netboot.menu.default"]
+    assert answer_problems({**nb, "diskless": True}) == []
