@@ -71,7 +71,7 @@ def render(s: dict) -> str:
     """One screen of text from summary()."""
     o = s["osds"]
     lines = [f"cluster {s.get('fsid') or '?'}: {s['health']}", ""]
-    lines.append(f"nodes ({len(s['nodes'])}), OSDs {o['up']} up / {o['in']} in / {o['total']}")
+    lines.append(f"nodes ({len(s['nodes'])}), {o['total']} OSDs: {o['up']} up, {o['in']} in")
     rows = [("HOST", "OSDS", "UP", "IN", "")]
     for h in s["nodes"]:
         down = [f"osd.{x['id']}" for x in h["osds"] if not x["up"]]
