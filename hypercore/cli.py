@@ -12,6 +12,7 @@ from hypercore import clones, images, names, shared, snapshots, state as state_m
 from hypercore import stats as stats_mod
 from hypercore import supervisor, vms
 from hypercore.accel import detect
+from hypercore.cluster import cli as cluster_cli
 from hypercore.definition import Kernel, Network, Shared
 from hypercore.errors import UserError, report
 from hypercore.locks import locked
@@ -244,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     _common(common)
-    groups = p.add_subparsers(dest="group", required=True, metavar="{vm,image,share,repo}")
+    groups = p.add_subparsers(dest="group", required=True, metavar="{vm,image,share,repo,cluster}")
 
     vm = _Leaves(groups.add_parser("vm", help="virtual machines").add_subparsers(dest="verb", required=True), common)
     vm.add_parser("list", help="all VMs and whether they run")
@@ -296,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_parser("path", help="print the host folder (created when missing)")
     sh.add_parser("mount-script", help="print the guest helper that mounts it (virtiofs, else 9p)")
     repo_cli.register(groups, common)
+    cluster_cli.register(groups, common)
     return p
 
 
@@ -331,6 +333,8 @@ def main(argv=None) -> int:
             return _image(st, a)
         if a.group == "repo":
             return repo_cli.dispatch(st, a)
+        if a.group == "cluster":
+            return cluster_cli.dispatch(st, a)
         return _share(st, a)
     return _guard("hypercore", go)
 

@@ -113,8 +113,8 @@ def parse_yaml(text: str, source: str) -> dict:
     return doc
 
 
-def load(path: str | os.PathLike) -> dict:
-    """Read, parse and check an answer file; AnswersError lists every problem."""
+def load(path: str | os.PathLike, now: float | None = None) -> dict:
+    """Read, parse and check an answer file (`now`: see check); AnswersError lists every problem."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -124,7 +124,7 @@ def load(path: str | os.PathLike) -> dict:
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read answer file {p}: {e}", hint="check the path and its permissions") from None
     doc = parse_yaml(text, str(p))
-    problems = check(doc)
+    problems = check(doc, now)
     if problems:
         raise AnswersError(str(p), problems)
     return doc
@@ -231,9 +231,11 @@ def _order(p: Problem):
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"[.\[\]]+", p.path) if t]
 
 
-def check(doc: dict) -> list[Problem]:
+def check(doc: dict, now: float | None = None) -> list[Problem]:
     """Every problem of a parsed answer document, schema first, then the rules
-    a schema cannot say (only on parts whose shape is right)."""
+    a schema cannot say (only on parts whose shape is right). With `now` (at
+    install time, not on the installed node later) a join token must not have
+    expired."""
     problems = schema_problems(doc)
     bad = {p.path for p in problems}
 
@@ -243,6 +245,7 @@ def check(doc: dict) -> list[Problem]:
     for fn in (_check_root, _check_network, _check_ceph, _check_data, _check_timezone,
                _check_sizes, _check_duplicates, _check_netboot):
         problems += fn(doc, ok)
+    problems += check_join_token(doc, ok, now)
     return sorted(problems, key=_order)
 
 
@@ -316,11 +319,36 @@ def _check_ceph(doc, ok) -> list[Problem]:
     if ceph.get("mode") == "new":
         return [Problem(f"ceph.{k}", "is only used with `mode: join`",
                         "remove it, or set `mode: join` to join an existing cluster")
-                for k in ("mon_hosts", "key") if k in ceph]
-    return [Problem(f"ceph.{k}", "is required with `mode: join`", hint)
-            for k, hint in (("mon_hosts", "list the existing cluster's monitor addresses, e.g. [192.168.1.10]"),
-                            ("key", "copy it from the existing cluster: ceph auth get-key client.admin"))
+                for k in ("mon_hosts", "key", "join") if k in ceph]
+    if "join" in ceph:
+        return []  # the token carries the monitors and the key (both at once: the schema's oneOf)
+    token_hint = "better, use `join: {token: ...}` from `hypercore cluster token`"
+    return [Problem(f"ceph.{k}", "is required with `mode: join` (or give `join.token` instead)", hint)
+            for k, hint in (("mon_hosts", "list the existing cluster's monitor addresses, e.g. [192.168.1.10]; "
+                             + token_hint),
+                            ("key", "copy it from the existing cluster: ceph auth get-key client.admin; "
+                             + token_hint))
             if k not in ceph]
+
+
+def check_join_token(doc: dict, ok=lambda path: True, now: float | None = None) -> list[Problem]:
+    """ceph.join.token: a token (never shown), for the cluster of ceph.fsid when
+    both are given, and (with `now`, at install time) not expired."""
+    from hypercore.cluster import token as tokmod
+    ceph = doc.get("ceph")
+    if not isinstance(ceph, dict) or not isinstance(ceph.get("join"), dict) or not ok("ceph.join.token"):
+        return []
+    if ceph.get("mode") != "join" or "token" not in ceph["join"]:
+        return []
+    try:
+        tok = tokmod.decode(ceph["join"]["token"])
+        if ok("ceph.fsid"):
+            tokmod.check_fsid(tok, ceph.get("fsid"))
+        if now is not None:
+            tokmod.check_fresh(tok, now)
+    except UserError as e:
+        return [Problem("ceph.join.token", e.message, e.hint)]
+    return []
 
 
 def _check_data(doc, ok) -> list[Problem]:

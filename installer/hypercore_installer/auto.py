@@ -219,7 +219,7 @@ def _auto(args, state: BootState) -> int:
     say(f"Answer file: {found.where} ({found.how}; sha256 {found.sha256})")
     text = found.text()
     doc = answers_mod.parse_yaml(text, found.where)
-    problems = answers_mod.check(doc)
+    problems = answers_mod.check(doc, now=time.time())
     if problems:
         err = answers_mod.AnswersError(found.where, problems)
         err.message = err.message.replace("nothing was changed", "nothing was installed")

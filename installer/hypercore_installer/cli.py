@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from hypercore.errors import UserError, report
@@ -78,13 +79,13 @@ def cmd_probe(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    answers_mod.load(args.answers)
+    answers_mod.load(args.answers, now=time.time())
     print("valid")
     return 0
 
 
 def cmd_plan(args) -> int:
-    answers = answers_mod.load(args.answers)
+    answers = answers_mod.load(args.answers, now=time.time())
     source = source_for(args)
     plan = build_plan(answers, machine_for(args, source), source)
     print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.render())
@@ -148,7 +149,7 @@ def run_install(answers: dict, args, *, ask: bool) -> int:
 
 
 def cmd_apply(args) -> int:
-    answers = answers_mod.load(args.answers)
+    answers = answers_mod.load(args.answers, now=time.time())
     check_install_options(args)
     return run_install(answers, args, ask=not (args.yes or args.dry_run))
 

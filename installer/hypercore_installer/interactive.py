@@ -9,6 +9,7 @@ import ipaddress
 import os
 import re
 import sys
+import time
 
 import yaml
 
@@ -237,7 +238,7 @@ def interactive(args) -> int:
     check_install_options(args)
     machine = machine_for(args)
     doc = collect_answers(machine)
-    problems = answers_mod.check(doc)
+    problems = answers_mod.check(doc, now=time.time())
     if problems:
         raise answers_mod.AnswersError("the answers", problems)
     if args.save_answers:

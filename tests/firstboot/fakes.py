@@ -48,6 +48,8 @@ class FakeCluster(Host):
         self.ip_polls_without_address = 0
         self.assimilate_leftover = ""
         self.auth_get_fails = False
+        self.identities: list[tuple[str, list[str]]] = []   # (cephx name, ceph args) of every ceph call
+        self.refused_names: set[str] = set()
 
     # --- the Host interface ------------------------------------------------
     def run(self, argv, *, input=None, ok=(0,), secret=False, env=None, timeout=None):
@@ -145,6 +147,12 @@ class FakeCluster(Host):
             return (0, json.dumps({"state": "leader"})) if self.mon_running else (22, "")
         assert args[:2] == ["--connect-timeout", "30"], args
         args = args[2:]
+        name = "client.admin"
+        if args[:1] == ["--name"]:
+            name, args = args[1], args[2:]
+        self.identities.append((name, args))
+        if name in self.refused_names:
+            return 1, ""   # stderr: "error" -- like a monitor refusing an unknown or removed key
         if args[-2:] == ["--format", "json"]:
             args = args[:-2]
         if args == ["mon", "enable-msgr2"]:
@@ -179,7 +187,7 @@ class FakeCluster(Host):
                                    "pg_num": int(args[4]), "application_metadata": {}}
             return 0, ""
         if args[:3] == ["osd", "pool", "set"]:
-            self.pools[args[3]][args[4]] = int(args[5])
+            self.pools[args[3]][args[4]] = int(args[5]) if args[5].isdigit() else args[5]
             return 0, ""
         if args == ["health"]:
             doc = self.health_polls.pop(0) if self.health_polls else {"status": "HEALTH_OK", "checks": {}}

@@ -84,3 +84,101 @@ def test_a_failing_key_fetch_shows_no_key(join_node):
     assert "FAILED at step 3/8 join-cluster" in out and "exited 13" in out
     assert "AQBvaBFZ" not in out
     assert "AQBvaBFZ" not in join_node.file("var/lib/hypercore/firstboot/failure.json").read_text()
+
+
+# --- ceph.join.token ----------------------------------------------------------
+
+import re  # noqa: E402
+import time  # noqa: E402
+
+from hypercore.cluster import token as tokmod  # noqa: E402
+
+FSID = "6f1d2c3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"
+ENTITY = "client.join-00aa11bb22cc"
+# The ceph commands' positional argument names (Ceph 16 MonCommands.h), to match caps against.
+ARGS = {"fsid": [], "status": [], "osd dump": [], "osd tree": [], "osd pool ls": ["detail"],
+        "auth get": ["entity"], "osd crush rule create-replicated": ["name", "root", "type"],
+        "osd crush rule dump": ["name"], "osd pool set": ["pool", "var", "val"],
+        "config set": ["who", "name", "value"], "config rm": ["who", "name"]}
+
+
+def allowed(args: list[str], grants: list[str]) -> bool:
+    """Would a mon with these `allow command` grants run `ceph ARGS`?"""
+    prefix = max((p for p in ARGS if args[:len(p.split())] == p.split()), key=len, default=None)
+    if prefix is None:
+        return False
+    values = dict(zip(ARGS[prefix], args[len(prefix.split()):]))
+    for grant in grants:
+        m = re.fullmatch(r'allow command "([^"]+)"(?: with (.*))?', grant)
+        if not m or m.group(1) != prefix:
+            continue
+        cons = re.findall(r'(\w+)(?:=(\S+)| regex "([^"]+)")', m.group(2) or "")
+        if all((values.get(k) == eq) if eq else re.search(rx, values.get(k, "")) for k, eq, rx in cons):
+            return True
+    return False
+
+
+def token_node(tmp_path, monkeypatch, expires=None, **ceph):
+    from tests.firstboot.conftest import ANSWERS_NEW, Node
+    monkeypatch.setenv("INVOCATION_ID", "x")
+    tok = tokmod.encode(tokmod.Token(fsid=FSID, mons=["10.0.2.10", "10.0.2.11"], entity=ENTITY, key=JOIN_KEY,
+                                     expires=expires or int(time.time()) + 3600))
+    answers = {**ANSWERS_NEW, "ceph": {"mode": "join", "join": {"token": tok}, "osd_disks": ["/dev/vdb"], **ceph}}
+    node = Node(tmp_path / "r", answers)
+    node.host.pools = {"vm-pool": {"pool_name": "vm-pool", "size": 1, "min_size": 1, "type": 1}}
+    return node, tok
+
+
+def test_join_with_a_token_uses_only_the_join_identity(tmp_path, monkeypatch):
+    node, tok = token_node(tmp_path, monkeypatch)
+    rc, out = node.run()
+    assert rc == 0, out
+    h = node.host
+    conf = node.file("etc/ceph/ceph.conf").read_text()
+    assert "mon_host = 10.0.2.10,10.0.2.11" in conf and f"fsid = {FSID}" in conf
+    keyring = node.file(f"etc/ceph/ceph.{ENTITY}.keyring")
+    assert render.parse_keyring(keyring.read_text()) == {ENTITY: JOIN_KEY}
+    assert stat.S_IMODE(os.stat(keyring).st_mode) == 0o600
+    assert not node.file("etc/ceph/ceph.client.admin.keyring").exists()     # no admin key on this node
+    assert h.ran("ceph-volume", "lvm", "create")
+    assert h.pools["vm-pool"]["size"] == 2
+    assert {name for name, _ in h.identities} == {ENTITY}
+    # Every ceph command the join ran is one its caps allow.
+    for _, args in h.identities:
+        assert allowed(args[:-2] if args[-2:] == ["--format", "json"] else args, tokmod.JOIN_MON_CAPS), args
+    assert JOIN_KEY not in out and tok not in out
+    assert not any(JOIN_KEY in " ".join(c) or tok in " ".join(c) for c in h.calls)
+
+
+def test_the_caps_matcher_refuses_what_the_caps_do_not_grant():
+    g = tokmod.JOIN_MON_CAPS
+    assert allowed(["osd", "pool", "set", "vm-pool", "size", "2"], g)
+    assert not allowed(["osd", "pool", "set", "vm-pool", "nodelete", "false"], g)
+    assert not allowed(["auth", "get", "client.admin"], g)
+    assert not allowed(["config", "set", "global", "auth_allow_insecure_global_id_reclaim", "true"], g)
+    assert not allowed(["osd", "pool", "delete", "vm-pool"], g)
+    assert allowed(["config", "rm", "mon", "mon_allow_pool_size_one"], g)
+
+
+def test_an_expired_token_stops_before_anything(tmp_path, monkeypatch):
+    node, tok = token_node(tmp_path, monkeypatch, expires=int(time.time()) - 3600)
+    rc, out = node.run()
+    assert rc == 1
+    line = [x for x in out.splitlines() if "FAILED" in x][0]
+    assert "join-conf" in line and "the join token expired at" in line and "5 minutes" in line
+    assert node.host.identities == [] and not node.host.ran("ceph-volume", "lvm", "create")
+    assert not node.file(f"etc/ceph/ceph.{ENTITY}.keyring").exists()
+
+
+def test_a_refused_token_creates_no_osd_and_resumes_with_a_new_one(tmp_path, monkeypatch):
+    node, tok = token_node(tmp_path, monkeypatch)
+    node.host.refused_names.add(ENTITY)                   # revoked, swept, or from another cluster
+    rc, out = node.run()
+    assert rc == 1
+    assert "refused the join token or cannot be reached" in out and "hypercore cluster token" in out
+    assert not node.host.ran("ceph-volume", "lvm", "create")
+    assert JOIN_KEY not in out
+    node.host.refused_names.clear()                       # the operator fixed it: the step runs again
+    rc, out = node.run()
+    assert rc == 0, out
+    assert node.host.ran("ceph-volume", "lvm", "create")

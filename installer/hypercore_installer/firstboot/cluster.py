@@ -14,12 +14,15 @@ CALL_TIMEOUT = 180        # seconds before a hung call is killed
 
 
 class Ceph:
-    def __init__(self, host):
+    def __init__(self, host, name: str | None = None):
         self.host = host
+        self.name = name  # the cephx identity (a join token's); None: client.admin
 
     def call(self, *args: str, ok=(0,), timeout: float = CALL_TIMEOUT, secret: bool = False):
-        """Run `ceph ARGS`; return the CompletedProcess (`secret`: its output holds a key)."""
-        return self.host.run(["ceph", "--connect-timeout", str(CONNECT_TIMEOUT), *args],
+        """Run `ceph ARGS`; return the CompletedProcess (`secret`: its output holds a key).
+        With a name, its keyring is the default /etc/ceph/ceph.NAME.keyring."""
+        who = ["--name", self.name] if self.name else []
+        return self.host.run(["ceph", "--connect-timeout", str(CONNECT_TIMEOUT), *who, *args],
                              ok=ok, timeout=timeout, secret=secret)
 
     def json(self, *args: str, timeout: float = CALL_TIMEOUT):

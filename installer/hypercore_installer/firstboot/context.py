@@ -34,7 +34,7 @@ class Context:
 
     @property
     def ceph(self) -> Ceph:
-        return Ceph(self.host)
+        return Ceph(self.host, self.facts.get("ceph_name"))
 
     @property
     def name(self) -> str:

@@ -47,7 +47,7 @@ NEW = [*COMMON_START,
        REPORT]
 
 JOIN = [*COMMON_START,
-        Step("join-conf", "write ceph.conf and the admin keyring", steps_join.write_join_conf),
+        Step("join-conf", "check the join token, write ceph.conf and the key", steps_join.write_join_conf),
         Step("join-cluster", "reach the monitors, fetch the OSD bootstrap key", steps_join.contact_cluster),
         *OSD_STEPS,
         Step("redundancy", "more copies now that the cluster has several hosts", steps_join.grow_redundancy),

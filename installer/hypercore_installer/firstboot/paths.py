@@ -48,6 +48,10 @@ class Paths:
     def admin_keyring(self) -> str:
         return self._p(f"/etc/ceph/{CLUSTER}.client.admin.keyring")
 
+    def client_keyring(self, entity: str) -> str:
+        """Where the ceph CLI looks for ENTITY's key by default."""
+        return self._p(f"/etc/ceph/{CLUSTER}.{entity}.keyring")
+
     @property
     def bootstrap_osd_keyring(self) -> str:
         return self._p(f"/var/lib/ceph/bootstrap-osd/{CLUSTER}.keyring")

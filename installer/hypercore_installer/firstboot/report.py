@@ -63,7 +63,7 @@ def render_report(facts: dict, summary: dict) -> str:
 
 
 def current_report(ctx) -> str:
-    status = Ceph(ctx.host).try_json("status", timeout=90)
+    status = Ceph(ctx.host, ctx.facts.get("ceph_name")).try_json("status", timeout=90)
     return render_report(ctx.facts, cluster_summary(status))
 
 
