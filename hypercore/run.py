@@ -188,3 +188,15 @@ def _run_tee(argv, path, *, echo, check, env, cwd) -> subprocess.CompletedProces
     if check and proc.returncode != 0:
         raise CommandError(argv, proc.returncode, "", out + f"(full log: {path})")
     return subprocess.CompletedProcess(argv, proc.returncode, out, "")
+
+
+def stop(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
+    """Terminate a process we started; kill it when it has not exited after grace seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

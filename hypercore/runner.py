@@ -18,7 +18,7 @@ from pathlib import Path
 from hypercore import definition, qemu_argv, shared
 from hypercore.accel import Accel, detect
 from hypercore.qmp import QMP
-from hypercore.run import spawn
+from hypercore.run import spawn, stop
 from hypercore.state import Runtime, StateDir
 
 log = logging.getLogger("hypercore.runner")
@@ -44,17 +44,6 @@ def _wait_for_socket(path: Path, proc: subprocess.Popen, timeout: float = 15.0) 
             return
         time.sleep(0.05)
     raise RuntimeError(f"virtiofsd did not create {path} within {timeout:.0f} s")
-
-
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def run_vm(state: StateDir, name: str, accel_name: str | None = None) -> int:
@@ -116,8 +105,8 @@ def run_vm(state: StateDir, name: str, accel_name: str | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - logged for `vm start` to show
         log.error("runner failed: %s", e)
     finally:
-        _stop(qemu)
-        _stop(vfs)
+        stop(qemu)
+        stop(vfs)
         clean(rt)
         rt.runner_pid.unlink(missing_ok=True)
         logf.close()

@@ -31,11 +31,13 @@ from tests.machine import Machine
 SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
            "e2e@hypercore-tests")
 
-ANSWERS = f"""\
+def answers(hostname: str) -> str:
+    """An unattended install onto the disk with serial HCDISK0, an OSD on HCDISK1, then power off."""
+    return f"""\
 version: 1
 target:
   match: {{serial: HCDISK0}}
-hostname: node1
+hostname: {hostname}
 timezone: UTC
 network:
   mode: dhcp
@@ -47,6 +49,10 @@ ceph:
   osd_disks:
     - match: {{serial: HCDISK1}}
 after_install: poweroff
+"""
+
+
+ANSWERS = answers("node1") + """\
 netboot:
   enabled: true
   # The node's second NIC (Machine.mac(1)), on the private client network.
@@ -54,8 +60,8 @@ netboot:
   # No DHCP server answers there, so auto must choose to be the DHCP server.
   mode: auto
   address: 192.168.50.1/24
-  range: {{start: 192.168.50.100, end: 192.168.50.150}}
-  menu: {{timeout: 2, default: live}}
+  range: {start: 192.168.50.100, end: 192.168.50.150}
+  menu: {timeout: 2, default: live}
   diskless: true
 """
 

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.appliance.conftest import SSH_KEY
+from tests.appliance.conftest import answers
 from tests.appliance.bootsector import boot_sector
 from tests.conftest import BUILD
 from tests.machine import Machine
@@ -131,20 +131,7 @@ def test_diskless_node_runs_a_vm_from_the_appliance_ceph(appliance, tmp_path):
         client.succeed("hypercore vm stop d1 --force")
 
 
-CLIENT_ANSWERS = f"""\
-version: 1
-target:
-  match: {{serial: HCDISK0}}
-hostname: client1
-root:
-  ssh_keys:
-    - {SSH_KEY}
-ceph:
-  mode: new
-  osd_disks:
-    - match: {{serial: HCDISK1}}
-after_install: poweroff
-"""
+CLIENT_ANSWERS = answers("client1")
 
 
 def test_client_installs_over_the_network(appliance, tmp_path):

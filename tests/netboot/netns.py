@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 
-from hypercore.run import run, spawn
+from hypercore.run import run, spawn, stop
 
 
 class Lab:
@@ -48,13 +48,7 @@ class Lab:
 
     def close(self):
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(proc)
         for ns in [*self.hosts, self.switch]:
             subprocess.run(["ip", "netns", "delete", ns], stderr=subprocess.DEVNULL, check=False)
 
