@@ -241,7 +241,7 @@ class _Leaves:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hypercore", description="Hypercore VM services: QEMU over QMP, Ceph RBD or qcow2 disks")
+    p = argparse.ArgumentParser(prog="hypercore", description="Hypercore: VMs (QEMU over QMP, Ceph RBD or qcow2 disks), golden images and their repository, the Ceph cluster")
     _common(p)
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     _common(common)
