@@ -23,7 +23,8 @@ from pathlib import Path
 
 # Network cards of common servers and desktops, plus what the root needs.
 NIC_MODULES = ["virtio_net", "e1000", "e1000e", "igb", "igc", "ixgbe", "i40e", "ice", "r8169",
-               "tg3", "bnx2", "bnx2x", "be2net", "atlantic", "mlx4_en", "mlx5_core", "vmxnet3"]
+               "tg3", "bnx2", "bnx2x", "be2net", "atlantic", "mlx4_en", "mlx5_core", "vmxnet3",
+               "crc32c_generic"]
 ROOT_MODULES = ["virtio_pci", "af_packet", "squashfs", "loop", "overlay"]
 
 INIT = r"""#!/bin/busybox sh
@@ -76,7 +77,7 @@ say "network up on $up: $(ip -4 -o addr show dev $up | awk '{print $4}')"
 mount -t tmpfs -o mode=0755 ram /ram
 mkdir -p /ram/lower /ram/upper /ram/work
 say "downloading the root image"
-wget -q -T 30 -O /ram/root.squashfs "$url" || fail "could not download $url" \
+wget -q -O /ram/root.squashfs "$url" || fail "could not download $url" \
     "check the appliance's HTTP service: systemctl status hypercore-netboot-http"
 mount -t squashfs -o ro,loop /ram/root.squashfs /ram/lower || fail "$url is not a squashfs image" \
     "rebuild or re-copy root.squashfs on the appliance"

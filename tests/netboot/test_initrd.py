@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 from pathlib import Path
 
@@ -78,3 +79,29 @@ def test_missing_busybox_or_modules_dep_is_one_clear_error(tmp_path):
     with pytest.raises(initrd.InitrdError, match="run depmod"):
         initrd.build(mods, Path("/bin/busybox"), tmp_path / "out.img")
     assert not (tmp_path / "out.img").exists()
+
+
+def test_the_init_download_command_works_with_this_busybox(tmp_path):
+    """The exact wget line of /init, run by busybox against a real HTTP server
+    (busybox 1.35's `wget -T` crashes on a large download: it must not be used)."""
+    import functools
+    import http.server
+    import re
+    import threading
+    (tmp_path / "www").mkdir()
+    payload = os.urandom(1 << 20) * 40         # 40 MiB
+    (tmp_path / "www" / "root.squashfs").write_bytes(payload)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        line = next(ln for ln in initrd.INIT.splitlines() if ln.startswith("wget "))
+        cmd = "/bin/busybox " + re.sub(r"\s*\|\|.*$", "", line).replace("/ram/root.squashfs",
+                                                                       str(tmp_path / "got"))
+        url = f"http://127.0.0.1:{server.server_address[1]}/root.squashfs"
+        proc = subprocess.run(["/bin/busybox", "sh", "-c", cmd], env={"url": url, "PATH": "/bin:/usr/bin"},
+                              capture_output=True, timeout=120)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc
+    assert (tmp_path / "got").read_bytes() == payload
