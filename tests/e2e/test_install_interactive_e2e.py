@@ -58,6 +58,14 @@ def console_answer(m: Machine, prompt: str, reply: str, timeout: float = 120) ->
     m.send_console(reply + "\r")
 
 
+def partition(machine, disk: str, name: str, column: str = "PARTLABEL") -> str:
+    """The partition of disk whose PARTLABEL (or filesystem LABEL) is name."""
+    out = machine.succeed(f"lsblk -n -l -o PATH,{column} {disk}")
+    found = [line.split()[0] for line in out.splitlines() if line.split()[1:] == [name]]
+    assert len(found) == 1, f"{disk}: no single partition {column}={name}:\n{out}"
+    return found[0]
+
+
 def test_bad_credential_answers_install_nothing_then_the_dialogue_on_the_serial_console(live):
     found = live.wait_for_console_text(r"Answer file: .*from the systemd credential hypercore\.answers",
                                        timeout=900)
@@ -85,7 +93,7 @@ def test_bad_credential_answers_install_nothing_then_the_dialogue_on_the_serial_
     live.wait_for_console_text(r"Hypercore is installed on /dev/vda", timeout=1200,
                                since=live.console_mark)
     # What the dialogue installed: the copied system, configured from the answers.
-    live.succeed("mkdir -p /mnt/t && mount /dev/vda3 /mnt/t")
+    live.succeed(f"mkdir -p /mnt/t && mount {partition(live, '/dev/vda', 'hypercore-root')} /mnt/t")
     try:
         assert live.succeed("cat /mnt/t/etc/hostname").strip() == "node2"
         assert KEY in live.succeed("cat /mnt/t/root/.ssh/authorized_keys")
@@ -95,7 +103,7 @@ def test_bad_credential_answers_install_nothing_then_the_dialogue_on_the_serial_
         assert live.succeed("stat -c %a /mnt/t/etc/hypercore/answers.yaml").strip() == "600"
     finally:
         live.succeed("umount /mnt/t")
-    assert "hypercore-data" in live.succeed("blkid -s LABEL -o value /dev/vda4")
+    assert partition(live, "/dev/vda", "hypercore-data", "LABEL")
     # The installed disk does not share the stick's partition-table id.
     ids = live.succeed("lsblk -n -d -o PTUUID /dev/sda /dev/vda").split()
     assert len(set(ids)) == 2, ids
@@ -113,7 +121,7 @@ def test_apply_killed_in_the_middle_resumes_on_the_next_run(live):
                        timeout=900)
     assert "Resuming the interrupted install" in out
     assert "Hypercore is installed on /dev/vdc" in out
-    live.succeed("mkdir -p /mnt/r && mount /dev/vdc3 /mnt/r")
+    live.succeed(f"mkdir -p /mnt/r && mount {partition(live, '/dev/vdc', 'hypercore-root')} /mnt/r")
     try:
         assert live.succeed("cat /mnt/r/etc/hostname").strip() == "node3"
     finally:
@@ -121,7 +129,8 @@ def test_apply_killed_in_the_middle_resumes_on_the_next_run(live):
     # The installed disk never shares the stick's identifiers.
     ids = live.succeed("lsblk -n -d -o PTUUID /dev/sda /dev/vdc").split()
     assert len(set(ids)) == 2, ids
-    uuids = live.succeed("blkid -s UUID -o value /dev/sda3 /dev/vdc3").split()
+    uuids = live.succeed("blkid -s UUID -o value " + " ".join(
+        partition(live, d, "hypercore-root") for d in ("/dev/sda", "/dev/vdc"))).split()
     assert len(set(uuids)) == 2, uuids
 
 
