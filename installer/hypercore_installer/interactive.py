@@ -191,6 +191,53 @@ def _ceph() -> dict:
     return {"mode": "join", "mon_hosts": mons.replace(",", " ").split(), "key": key}
 
 
+def _netboot(machine: dict) -> dict | None:
+    """The `netboot` section: network boot for client machines, or None."""
+    if not yes_no("Serve network boot (PXE) to client machines from this node?", False):
+        return None
+    from hypercore_netboot.settings import range_problems
+    nics = [n for n in machine.get("nics", []) if not n.get("virtual")] or machine.get("nics", [])
+    names = {n["name"] for n in nics} | {n.get("mac") for n in nics}
+    iface = ask("Interface facing the clients", nics[-1]["name"] if nics else None,
+                lambda a: None if a in names or not nics else
+                f"choose one of {', '.join(sorted(n['name'] for n in nics))}")
+    mode = ask("DHCP on that network: auto (proxy when a DHCP server answers there, else this node "
+               "hands out addresses), dhcp or proxy", "auto",
+               lambda a: None if a in ("auto", "dhcp", "proxy") else "answer auto, dhcp or proxy")
+    nb: dict = {"enabled": True, "interface": iface, "mode": mode}
+    if mode != "proxy":
+        def cidr(a):
+            try:
+                i = ipaddress.IPv4Interface(a)
+            except ValueError:
+                return "write an IPv4 address with its prefix length, e.g. 192.168.50.1/24"
+            return None if "/" in a and i.network.num_addresses >= 4 else "give the prefix length, e.g. /24"
+        address = ask("This node's address on the client network (CIDR)", "192.168.50.1/24", cidr)
+        own = ipaddress.IPv4Interface(address)
+        net = own.network
+        first, last = (net[100], net[200]) if net.num_addresses >= 256 else (net[1], net[-2])
+        if first <= own.ip <= last:
+            first = own.ip + 1
+
+        def in_range(key):
+            def check(a):
+                try:
+                    ipaddress.IPv4Address(a)
+                except ValueError:
+                    return "write an IPv4 address, e.g. 192.168.50.100"
+                rng = {"start": a, "end": str(last)} if key == "start" else {"start": start, "end": a}
+                problems = [m for p, m, _ in range_problems(address, rng)]
+                return problems[0] if problems else None
+            return check
+        start = ask("First address handed to clients", str(first), in_range("start"))
+        end = ask("Last address handed to clients", str(last), in_range("end"))
+        nb.update(address=address, range={"start": start, "end": end})
+    if yes_no("Also offer diskless nodes (VM disks on this node's Ceph; its key is readable on the "
+              "client network, so trust that network)?", False):
+        nb["diskless"] = True
+    return nb
+
+
 def collect_answers(machine: dict) -> dict:
     disks = machine["disks"]
     print("Disks on this machine:")
@@ -220,6 +267,9 @@ def collect_answers(machine: dict) -> dict:
         doc["data"] = {"disks": [_stable_path(d) for d in data]}
     doc.update({"hostname": hostname, "timezone": timezone, "network": network, "root": root,
                 "ceph": {**ceph, "osd_disks": [_stable_path(d) for d in osds]}})
+    netboot = _netboot(machine)
+    if netboot:
+        doc["netboot"] = netboot
     return doc
 
 

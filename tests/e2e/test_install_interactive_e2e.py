@@ -88,6 +88,7 @@ def test_bad_credential_answers_install_nothing_then_the_dialogue_on_the_serial_
     console_answer(live, r"Root SSH public key \(one line; empty to skip\): ", KEY)
     console_answer(live, r"Root password \(empty to skip\): ", "")
     console_answer(live, r"Ceph: start a new cluster or join an existing one \(new/join\) \[new\]: ", "")
+    console_answer(live, r"Serve network boot \(PXE\) to client machines from this node\? \(yes/no\) \[no\]: ", "")
     console_answer(live, r"Type the target disk's name \(vda\) to install, anything else cancels: ",
                    "vda", timeout=300)
     live.wait_for_console_text(r"Hypercore is installed on /dev/vda", timeout=1200,

@@ -82,6 +82,8 @@ def test_interactive_static_network_password_and_new_cluster(tmp_path):
     child.sendline("correct horse")
     expect(child, r"Ceph: start a new cluster or join an existing one \(new/join\) \[new\]: ")
     child.sendline("new")
+    expect(child, r"Serve network boot \(PXE\) to client machines from this node\? \(yes/no\) \[no\]: ")
+    child.sendline("")
     expect(child, f"Answers saved to {saved}")
     expect(child, r"Install Hypercore on /dev/nvme0n1")
     expect(child, r"DESTRUCTIVE  erase old signatures on /dev/sdb \(osd\)")
@@ -136,6 +138,8 @@ def test_interactive_join_with_key_and_cancel(tmp_path):
     child.sendline("not-a-key")
     expect(child, "a cephx key is 40 base64 characters")
     child.sendline("AQBvaBFZAAAAABAA9VHgwCg3rWn8fMaX8KL01A==")
+    expect(child, r"Serve network boot \(PXE\) to client machines from this node\? \(yes/no\) \[no\]: ")
+    child.sendline("no")
     expect(child, r"data: /dev/sdb \(Samsung SSD 870 EVO 1TB")
     expect(child, r"Type the target disk's name \(sda\)")
     child.sendline("sdb")
@@ -144,3 +148,46 @@ def test_interactive_join_with_key_and_cancel(tmp_path):
     child.close()
     assert child.exitstatus == 1
     assert "+ dd" not in child.before
+
+
+def test_interactive_network_boot_for_clients(tmp_path):
+    saved = tmp_path / "answers.yaml"
+    child = spawn("interactive", "--machine", str(MACHINES / "rack-server-reinstall.json"), "--dry-run",
+                  "--save-answers", str(saved))
+    for prompt, answer in ((r"Hostname \[hypercore\]: ", "node9"), ("Target disk", "1"),
+                           ("Separate disks for the BTRFS data", ""), ("Disks for Ceph OSDs", "2")):
+        expect(child, prompt)
+        child.sendline(answer)
+    while True:                      # the recorded disks hold data: agree to erase them
+        i = child.expect([r"Erase these disks\? \(yes/no\) \[no\]: ", r"Network: dhcp or static"])
+        if i == 1:
+            break
+        child.sendline("yes")
+    child.sendline("")
+    for prompt, answer in ((r"Time zone \[UTC\]: ", ""), ("Root SSH public key", KEY),
+                           (r"Root password \(empty to skip\): ", ""), (r"\(new/join\) \[new\]: ", ""),
+                           (r"Serve network boot \(PXE\).*\[no\]: ", "yes"),
+                           (r"Interface facing the clients \[enp4s0\]: ", "eth9")):
+        expect(child, prompt)
+        child.sendline(answer)
+    expect(child, "choose one of eno1, enp4s0")
+    child.sendline("")
+    expect(child, r"dhcp or proxy \[auto\]: ")
+    child.sendline("dhcp")
+    expect(child, r"address on the client network \(CIDR\) \[192.168.50.1/24\]: ")
+    child.sendline("10.9.0.1/16")
+    expect(child, r"First address handed to clients \[10.9.0.100\]: ")
+    child.sendline("10.8.0.1")
+    expect(child, "10.8.0.1 is outside 10.9.0.0/16")
+    child.sendline("")
+    expect(child, r"Last address handed to clients \[10.9.0.200\]: ")
+    child.sendline("")
+    expect(child, r"Also offer diskless nodes.*\[no\]: ")
+    child.sendline("yes")
+    expect(child, f"Answers saved to {saved}")
+    child.sendline("")               # no confirmation typed: cancelled, nothing changed
+    child.expect(pexpect.EOF)
+    doc = yaml.safe_load(saved.read_text())
+    assert answers_mod.check(doc) == []
+    assert doc["netboot"] == {"enabled": True, "interface": "enp4s0", "mode": "dhcp", "address": "10.9.0.1/16",
+                              "range": {"start": "10.9.0.100", "end": "10.9.0.200"}, "diskless": True}
