@@ -37,15 +37,19 @@ def ceph_public_network(conf: str = "/etc/ceph/ceph.conf") -> str | None:
     return m.group(1) if m else None
 
 
+def client_conf(text: str) -> str:
+    """The [global] lines a client needs from this node's ceph.conf: cluster id, monitors, network, cephx."""
+    keep = [line.strip() for line in text.splitlines()
+            if re.match(r"^\s*(fsid|mon[_ ]host|public[_ ]network|auth[_ ]client[_ ]required)\s*=", line)]
+    return ("# For Hypercore diskless nodes (client.diskless), from this appliance.\n"
+            "[global]\n" + "\n".join(keep) + "\n")
+
+
 def publish(http_root: Path, conf: str = "/etc/ceph/ceph.conf") -> list[str]:
     """Create (or keep) client.diskless and put ceph.conf and its keyring in HTTP_ROOT/diskless."""
     out = http_root / "diskless"
     out.mkdir(parents=True, exist_ok=True)
-    text = Path(conf).read_text()
-    keep = [line for line in text.splitlines()
-            if re.match(r"^\s*(\[global\]|fsid|mon[_ ]host|public[_ ]network)\b", line)]
-    write_atomic(out / CONF, "# For Hypercore diskless nodes (client.diskless), from this appliance.\n"
-                 + "\n".join(keep) + "\n")
+    write_atomic(out / CONF, client_conf(Path(conf).read_text()))
     run(["ceph", "auth", "get-or-create", f"client.{USER}", *CAPS, "-o", str(out / KEYRING)])
     (out / KEYRING).chmod(0o644)      # served over HTTP: see the module's warning
     return [f"client.{USER} (RBD in {POOL} only) published in {out}"]

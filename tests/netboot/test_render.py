@@ -123,3 +123,16 @@ def test_node_as_default_needs_diskless():
     nb = {"enabled": True, "interface": "e", "mode": "proxy", "menu": {"default": "node"}}
     assert [p for p, _, _ in answer_problems(nb)] == ["netboot.menu.default"]
     assert answer_problems({**nb, "diskless": True}) == []
+
+
+def test_the_ceph_conf_a_diskless_node_gets():
+    import configparser
+    from hypercore_installer.firstboot.render import ceph_conf_new
+    from hypercore_netboot.diskless import client_conf
+    text = client_conf(ceph_conf_new("a982c888-77e4-4330-9b8d-98b019a8cabb", "node1", "10.0.2.15", "10.0.2.0/24"))
+    parsed = configparser.ConfigParser()
+    parsed.read_string(text)
+    assert dict(parsed["global"]) == {"fsid": "a982c888-77e4-4330-9b8d-98b019a8cabb",
+                                      "mon_host": "[v2:10.0.2.15:3300,v1:10.0.2.15:6789]",
+                                      "public_network": "10.0.2.0/24", "auth_client_required": "cephx"}
+    assert parsed.sections() == ["global"]
