@@ -31,7 +31,7 @@ def test_join_token_is_a_least_caps_identity_that_expires(appliance):
     assert tok.entity in node.succeed("hypercore cluster token --list")
     # The monitors accept its caps: it may read the cluster id and fetch the
     # OSD bootstrap key, and nothing more.
-    node.succeed(f"install -m 600 /dev/null /root/join.keyring && ceph-authtool /root/join.keyring "
+    node.succeed(f"umask 077 && ceph-authtool --create-keyring /root/join.keyring "
                  f"--name {tok.entity} --add-key {tok.key} >/dev/null")
     as_join = f"ceph --name {tok.entity} --keyring /root/join.keyring --connect-timeout 30"
     assert node.succeed(f"{as_join} fsid").strip() == tok.fsid
