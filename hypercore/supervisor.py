@@ -83,6 +83,12 @@ def systemd_run_argv(state: StateDir, name: str, accel: str) -> list[str]:
             f"--setenv=PYTHONPATH={_pythonpath()}", "--"] + runner_argv(state, name, accel)
 
 
+def unit_state(name: str) -> str:
+    """systemd's ActiveState of the VM's unit ("inactive" once it is gone: --collect)."""
+    proc = run(["systemctl", "show", "-p", "ActiveState", "--value", f"{unit_name(name)}.service"], check=False)
+    return (proc.stdout or "").strip() or "unknown"
+
+
 @dataclass(frozen=True)
 class Started:
     pid: int
@@ -117,8 +123,10 @@ def launch(state: StateDir, name: str, accel: str) -> Started:
                 pass
         if proc is not None:
             runner_gone = proc.poll() is not None
-        else:  # a systemd unit: the runner writes its pid file at once
-            runner_gone = time.monotonic() - started > 5 and runner_pid(rt) is None
+        else:  # a systemd unit: gone once systemd says so (a slow machine may take
+            # seconds to start Python before the runner writes its pid file)
+            runner_gone = (time.monotonic() - started > 5 and runner_pid(rt) is None
+                           and unit_state(name) not in ("active", "activating", "reloading"))
         if runner_gone and qemu_pid(rt) is None:
             break
         time.sleep(0.1)
