@@ -56,9 +56,10 @@ def publish(http_root: Path, conf: str = "/etc/ceph/ceph.conf") -> list[str]:
 
 
 def _cmdline_url(path: str = "/proc/cmdline") -> str:
-    for word in Path(path).read_text().split():
-        if word.startswith(URL_KEY + "="):
-            return word.split("=", 1)[1].rstrip("/") + "/"
+    from hypercore_installer.sources import read_cmdline
+    url = read_cmdline(Path(path)).get(URL_KEY)
+    if url:
+        return url.rstrip("/") + "/"
     raise UserError(f"no {URL_KEY}=URL on the kernel command line",
                     hint="boot the diskless node from the appliance's netboot menu")
 
