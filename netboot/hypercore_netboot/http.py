@@ -81,6 +81,19 @@ def serve_in_thread(root: str, port: int = 0, bind: str = "127.0.0.1") -> Server
     return server
 
 
+def notify_ready() -> bool:
+    """Tell systemd (Type=notify) the socket is listening; False outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):                 # abstract namespace
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(b"READY=1")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m hypercore_netboot.http",
                                  description="Serve one directory read-only over HTTP to network-boot clients.")
@@ -102,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  hint: another program uses the port (ss -ltnp), or change netboot.http_port", file=sys.stderr)
         return 1
     print(f"serving {args.root} on http://{args.bind}:{args.port}/", file=sys.stderr, flush=True)
+    notify_ready()          # "active" means clients can connect, not merely "started"
     try:
         server.serve_forever()
     except KeyboardInterrupt:
