@@ -87,6 +87,11 @@ mount -t tmpfs -o mode=0755,nosuid,nodev run /newroot/run
 mkdir -p /newroot/run/hypercore/netroot
 mount --move /ram /newroot/run/hypercore/netroot
 echo "$url" > /newroot/run/hypercore/netroot.url
+# Hand the NICs back unconfigured: udev can only give a link its real name
+# (enp0s3, not eth0) while it is down, and networkd only manages a link udev
+# has finished with; networkd then asks DHCP again, with the routes this
+# minimal client did not request (classless static routes to Ceph).
+for name in $ifaces; do ip addr flush dev "$name"; ip link set "$name" down; done
 say "starting the system"
 for m in dev proc sys; do mount --move /$m /newroot/$m; done
 exec switch_root /newroot /lib/systemd/systemd

@@ -5,19 +5,22 @@ Ethernet link between the two QEMU processes (UDP on loopback): nothing
 reaches the host's network. The appliance was installed with a `netboot`
 section (mode auto, no other DHCP server there), so its first boot made it the
 DHCP/TFTP server of that link and started the HTTP service. A diskless client
-PXE-boots under SeaBIOS, gets the iPXE menu, downloads the root image over
-HTTP and runs from RAM. Then a client
+PXE-boots under SeaBIOS, gets the iPXE menu's diskless-node entry, downloads
+the root image over HTTP, runs from RAM and keeps a VM's disk in the
+appliance's Ceph. Then a client
 with blank disks PXE-boots under OVMF into the menu's install entry, installs
 Hypercore from the image the appliance kept, and boots from its own disk.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
 import pytest
 
+from tests.appliance.bootsector import boot_sector
 from tests.appliance.conftest import answers
 from tests.conftest import BUILD
 from tests.machine import Machine
@@ -64,12 +67,18 @@ def set_menu_default(node: Machine, entry: str) -> None:
     assert f"--default {entry}" in node.succeed("cat /var/lib/hypercore/netboot/menu.ipxe")
 
 
-def test_client_runs_the_live_system_in_ram(appliance, tmp_path):
-    """SeaBIOS PXE -> iPXE menu (entry `live`) -> kernel, initramfs and root
-    image over HTTP -> the system in RAM."""
+def test_diskless_node_runs_in_ram_with_vm_disks_on_the_appliance(appliance, tmp_path):
+    """SeaBIOS PXE -> iPXE menu (entry `node`: the live system plus the
+    diskless role) -> kernel, initramfs and root image over HTTP -> the system
+    in RAM, which keeps its VM disks in the appliance's Ceph with a key limited
+    to RBD in vm-pool."""
     node = appliance.node
-    set_menu_default(node, "live")
-    client = Machine(None, name="pxe-live", workdir=tmp_path / "client", firmware="bios",
+    conf = node.succeed("cat /var/lib/hypercore/netboot/diskless/ceph.conf")
+    assert "[global]" in conf and "fsid = " in conf and "mon_host = " in conf, conf
+    caps = node.succeed("ceph auth get client.diskless 2>/dev/null")
+    assert 'caps mon = "profile rbd"' in caps and 'caps osd = "profile rbd pool=vm-pool"' in caps, caps
+    set_menu_default(node, "node")
+    client = Machine(None, name="pxe-node", workdir=tmp_path / "client", firmware="bios",
                      memory_mb=2048, nics=[appliance.client_nic()], netboot=True)
     t0 = time.monotonic()
     with client:
@@ -79,14 +88,17 @@ def test_client_runs_the_live_system_in_ram(appliance, tmp_path):
         TIMES["bios: power-on to shell"] = time.monotonic() - t0
         cmdline = client.succeed("cat /proc/cmdline")
         assert f"hypercore.netroot=http://{SERVER}:8067/root.squashfs" in cmdline, cmdline
+        assert "hypercore.role=diskless" in cmdline, cmdline
         assert client.succeed("findmnt -n -o FSTYPE /").strip() == "overlay"
         # Writes go to RAM; the downloaded image stays read-only underneath.
         client.succeed("echo x > /etc/written && test -e /run/hypercore/netroot/upper/etc/written")
         assert client.succeed("cat /run/hypercore/netroot.url").strip() == f"http://{SERVER}:8067/root.squashfs"
         # No disk at all.
         assert client.succeed("lsblk -d -n -o TYPE | grep -c disk || true").strip() == "0"
+        # The initramfs handed the NIC back: udev named it, networkd leased it
+        # again, with the route to the appliance's Ceph network.
         ip = client.succeed("ip -4 -o addr show")
-        assert "192.168.50.1" in ip, ip   # a lease from the appliance's range (192.168.50.1xx)
+        assert "192.168.50.1" in ip and " eth0 " not in ip, ip   # a lease from 192.168.50.1xx
         # TFTP against HTTP for the same file (the client's initramfs).
         for proto, cmd in (("tftp", f"busybox tftp -g -r initrd.img -l /tmp/i.tftp {SERVER}"),
                            ("http", http_get(f"http://{SERVER}:8067/initrd.img", "/tmp/i.http"))):
@@ -94,22 +106,32 @@ def test_client_runs_the_live_system_in_ram(appliance, tmp_path):
                                 "echo $(( ($(date +%s%N) - s) / 1000000 ))")
             TIMES[f"initrd over {proto} (s)"] = int(ms) / 1000
         client.succeed("cmp /tmp/i.tftp /tmp/i.http")
+
+        client.wait_until_succeeds("systemctl is-active hypercore-diskless.service", timeout=300, interval=5)
+        TIMES["diskless node: power-on to Ceph reachable"] = time.monotonic() - t0
+        assert f"via {SERVER}" in client.succeed("ip -4 route get 10.0.2.15")
+        # It holds only the restricted key, and the VM services use it.
+        client.fail("test -e /etc/ceph/ceph.client.admin.keyring")
+        assert client.succeed("stat -c %a /etc/ceph/ceph.client.diskless.keyring").strip() == "600"
+        assert client.succeed("cat /etc/hypercore/ceph-user").strip() == "diskless"
+        client.succeed("create-vm d1 64 1 new:64M --network none")
+        assert "d1-disk0" in node.succeed("rbd ls vm-pool").split()
+        blob = base64.b64encode(boot_sector("HYPERCORE-DISKLESS-VM")).decode()
+        client.succeed(f"echo {blob} | base64 -d > /tmp/mbr && "
+                       "qemu-io -f raw -c 'write -s /tmp/mbr 0 512' rbd:vm-pool/d1-disk0:id=diskless")
+        client.succeed("boot-vm d1")
+        client.wait_until_succeeds("grep -q HYPERCORE-DISKLESS-VM /var/lib/hypercore/vms/d1/run/console.log",
+                                   timeout=600, interval=5)
+        # The key is for RBD images only: the cluster itself is out of its reach.
+        rc, out = client.execute("ceph --id diskless osd pool create stolen 8")
+        assert rc != 0 and "stolen" not in node.succeed("ceph osd pool ls"), out
+        client.succeed("hypercore vm stop d1 --force")
+    # The VM's disk outlives the node that ran it: it is in the appliance's Ceph.
+    assert "d1-disk0" in node.succeed("rbd ls vm-pool").split()
+    node.succeed("rbd rm vm-pool/d1-disk0")
     leases = node.succeed("cat /var/lib/misc/dnsmasq.leases")
     assert client.mac(0) in leases, leases
     (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")
-
-
-def test_appliance_publishes_what_diskless_nodes_need(appliance):
-    """netboot.diskless: a cephx identity limited to RBD in vm-pool, its keyring
-    and a client ceph.conf under the HTTP root. (A diskless node using them end
-    to end is not working yet: the client did not reach the appliance's Ceph.)"""
-    node = appliance.node
-    conf = node.succeed("cat /var/lib/hypercore/netboot/diskless/ceph.conf")
-    assert "[global]" in conf and "fsid = " in conf and "mon_host = " in conf, conf
-    caps = node.succeed("ceph auth get client.diskless 2>/dev/null")
-    assert 'caps mon = "profile rbd"' in caps and 'caps osd = "profile rbd pool=vm-pool"' in caps, caps
-    node.succeed(http_get(f"http://{SERVER}:8067/diskless/ceph.client.diskless.keyring"))
-    assert "node      Hypercore diskless node" in node.succeed("cat /var/lib/hypercore/netboot/menu.ipxe")
 
 
 CLIENT_ANSWERS = answers("client1")
