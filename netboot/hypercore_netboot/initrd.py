@@ -77,6 +77,10 @@ say "network up on $up: $(ip -4 -o addr show dev $up | awk '{print $4}')"
 mount -t tmpfs -o mode=0755 ram /ram
 mkdir -p /ram/lower /ram/upper /ram/work
 say "downloading the root image"
+# A dead server would leave wget waiting for TCP to give up (minutes); ask
+# first, briefly. (busybox 1.35's own wget -T crashes, so timeout(1) it is.)
+timeout 20 wget -q --spider "$url" 2>/dev/null || fail "could not download $url: no answer within 20 s, or no such file" \
+    "check the appliance's HTTP service: systemctl status hypercore-netboot-http"
 wget -q -O /ram/root.squashfs "$url" || fail "could not download $url" \
     "check the appliance's HTTP service: systemctl status hypercore-netboot-http"
 mount -t squashfs -o ro,loop /ram/root.squashfs /ram/lower || fail "$url is not a squashfs image" \

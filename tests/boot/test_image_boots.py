@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.boot.test_harness_cleanup import gone
 from tests.machine import Machine, MachineError
 
 pytestmark = pytest.mark.boot
@@ -129,3 +130,13 @@ def test_harness_wait_reports_console_and_failed_units(booted):
     text = str(e.value)
     assert "--- console tail ---" in text and "--- systemctl --failed ---" in text
     assert "last result: exit 1" in text
+
+
+def test_shutdown_powers_off_cleanly(booted):
+    """Last in this module (it ends the machine): the harness's shutdown()
+    powers the guest off through systemd, and QEMU exits."""
+    pid = booted.process.pid
+    booted.shutdown(timeout=300)
+    assert not booted.is_running()
+    assert gone(pid)
+    assert "reboot: Power down" in booted.console_log.read_text(errors="replace")
