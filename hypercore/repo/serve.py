@@ -25,13 +25,13 @@ HINT = "this key may only replicate golden images (hypercore repo replicate/pull
 
 def _compress(value: str) -> str:
     if value not in COMPRESSORS:
-        raise UserError(f"unknown compression {value!r}", hint=HINT)
+        raise UserError(f"unknown compression {value!r}")
     return value
 
 
 def _sha256(value: str) -> str:
     if not SHA256.fullmatch(value):
-        raise UserError("--manifest-sha256 is not 64 hex digits", hint=HINT)
+        raise UserError("--manifest-sha256 is not 64 hex digits")
     return value
 
 
@@ -47,6 +47,13 @@ VERBS = {
 
 def refused(why: str) -> UserError:
     return UserError(f"refused over ssh: {why}", hint=HINT)
+
+
+def _checked(check, value: str) -> str:
+    try:
+        return check(value)
+    except UserError as e:
+        raise refused(e.message) from None
 
 
 def allowed_argv(command: str | None, repo_root: str) -> list[str]:
@@ -78,9 +85,9 @@ def allowed_argv(command: str | None, repo_root: str) -> list[str]:
                 raise refused(f"{verb} takes no option {word}")
             if word in options or not rest:
                 raise refused(f"{word} is given twice or has no value")
-            options[word] = checks[word](rest.pop(0))
+            options[word] = _checked(checks[word], rest.pop(0))
         else:
-            names.append(layout.image_name(word))
+            names.append(_checked(layout.image_name, word))
     if not least <= len(names) <= most:
         raise refused(f"{verb} takes {least}{'' if least == most else f' or {most}'} image name(s)")
     missing = sorted(required - set(options))
