@@ -66,6 +66,8 @@ PACKAGES = {
     # hypercore repo (golden-image repository)
     "ssh": "openssh-client",
     "sshd": "openssh-server",
+    "ssh-keygen": "openssh-client",
+    "cp": "coreutils",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from hypercore import storage
 from hypercore.errors import UserError
 from hypercore.repo import config as config_mod
-from hypercore.repo import btrfs, holds, layout, store, transfer
+from hypercore.repo import access, btrfs, holds, layout, netroot, serve, store, transfer
 from hypercore.repo.transport import COMPRESSORS
 from hypercore.sizes import human
 
@@ -71,9 +72,15 @@ def register(groups, common: argparse.ArgumentParser) -> None:
     s.add_argument("ref", metavar="NAME[@VERSION]")
     s = leaf("peers", help="each peer: reachable over SSH, and the versions it holds")
     s.add_argument("--json", action="store_true")
-    s = leaf("publish", help="import a version as a golden image for the VM services")
+    s = leaf("publish", help="a version as a golden image for the VM services (--as), or as a netboot root")
     s.add_argument("ref", metavar="NAME[@VERSION]")
-    s.add_argument("--as", dest="image", required=True, metavar="IMAGE")
+    how = s.add_mutually_exclusive_group(required=True)
+    how.add_argument("--as", dest="image", metavar="IMAGE", help="import it as the golden image IMAGE")
+    how.add_argument("--netboot", action="store_true",
+                     help="serve it (a squashfs) as a root for network-boot clients: an entry of the menu")
+    s.add_argument("--unpublish", action="store_true", help="with --netboot: stop serving it")
+    s.add_argument("--http-root", metavar="DIR",
+                   help="the netboot HTTP root (default $HYPERCORE_NETBOOT_HTTP_ROOT or /var/lib/hypercore/netboot)")
     # Internal: what the other side of ssh runs.
     s = leaf("receive")
     s.add_argument("name")
@@ -88,6 +95,7 @@ def register(groups, common: argparse.ArgumentParser) -> None:
     s.add_argument("--compress", choices=COMPRESSORS, required=True)
     s = leaf("_inventory")
     s.add_argument("name", nargs="?")
+    leaf("serve-ssh")  # the forced command of the peers' keys (serve.py)
 
 
 def dispatch(state, a) -> int:
@@ -110,9 +118,7 @@ def dispatch(state, a) -> int:
     elif v == "peers":
         return _peers(cfg(), a.json)
     elif v == "publish":
-        name, ver = layout.split_ref(a.ref)
-        ver = repo.require_version(name, ver)
-        print(holds.publish(repo, state, name, ver, a.image, storage.choose(a.storage)))
+        return _publish(repo, state, a)
     elif v == "receive":
         name, ver = layout.image_name(a.name), layout.version(a.version)
         parent = layout.version(a.parent) if a.parent else None
@@ -122,9 +128,32 @@ def dispatch(state, a) -> int:
         name, ver = layout.image_name(a.name), repo.require_version(layout.image_name(a.name), layout.version(a.version))
         parent = repo.require_version(name, layout.version(a.parent)) if a.parent else None
         transfer.send_to_stdout(repo, name, ver, parent, a.compress)
+    elif v == "serve-ssh":
+        from hypercore.cli import build_parser
+        argv = serve.allowed_argv(os.environ.get("SSH_ORIGINAL_COMMAND"), str(layout.resolve(None).root))
+        return dispatch(state, build_parser().parse_args(argv))
     elif v == "_inventory":
         inv = transfer.local_inventory(repo, cfg().role, layout.image_name(a.name) if a.name else None)
         print(json.dumps(inv))
+    return 0
+
+
+def _publish(repo, state, a) -> int:
+    name, ver = layout.split_ref(a.ref)
+    ver = repo.require_version(name, ver)
+    if not a.netboot:
+        if a.unpublish:
+            raise UserError("--unpublish goes with --netboot",
+                            hint=f"a golden image is removed with: hypercore image delete {a.image}")
+        print(holds.publish(repo, state, name, ver, a.image, storage.choose(a.storage)))
+        return 0
+    root = netroot.http_root(a.http_root)
+    menu = netroot.menu(root)           # read and checked before anything changes
+    if a.unpublish:
+        print(netroot.unpublish(repo, name, ver, root))
+    else:
+        print(netroot.publish(repo, name, ver, root))
+    print(menu.write())
     return 0
 
 
@@ -178,7 +207,19 @@ def _transfer(repo, cfg, a) -> int:
     return 0
 
 
+def _own_key(cfg) -> str | None:
+    """This node's replication public key: the .pub of the peers' identity_file (the installer's key)."""
+    keys = [p.identity_file for p in cfg.peers if p.identity_file] or [access.KEY]
+    try:
+        return Path(keys[0] + ".pub").read_text().strip()
+    except OSError:
+        return None
+
+
 def _peers(cfg, as_json) -> int:
+    key = None if as_json else _own_key(cfg)
+    if key:
+        print(f"this node's replication key (for the other appliances' repo.authorized_keys):\n  {key}")
     if not cfg.peers:
         raise UserError(f"no peers configured in {cfg.path}",
                         hint="list them under 'peers:' (name, address user@host, port)")

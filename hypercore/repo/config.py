@@ -52,18 +52,24 @@ def schema() -> dict:
     return json.loads(resources.files("hypercore.repo").joinpath("repo.schema.json").read_text())
 
 
-def validate(data: object, origin: str) -> None:
-    """One UserError listing every problem with its dotted path."""
+def problems(data: object) -> list[tuple[list, str]]:
+    """Every problem of a repo.yaml document: (path as a list of keys and indexes, message)."""
     errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(data),
                     key=lambda e: list(map(str, e.absolute_path)))
-    lines = [f"{'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors]
+    out = [(list(e.absolute_path), e.message) for e in errors]
     if isinstance(data, dict) and isinstance(data.get("peers"), list):
         seen: set[str] = set()
         for i, p in enumerate(data["peers"]):
             n = p.get("name") if isinstance(p, dict) else None
             if n in seen:
-                lines.append(f"peers.{i}.name: {n!r} is used twice")
+                out.append((["peers", i, "name"], f"{n!r} is used twice"))
             seen.add(n)
+    return out
+
+
+def validate(data: object, origin: str) -> None:
+    """One UserError listing every problem with its dotted path."""
+    lines = [f"{'.'.join(map(str, path)) or '(top level)'}: {msg}" for path, msg in problems(data)]
     if lines:
         raise UserError(f"{origin} is not valid: " + "; ".join(lines),
                         hint="fix the listed fields (the schema is hypercore/repo/repo.schema.json)")

@@ -2,7 +2,8 @@
 
 A version is in use when a golden image was published from it (a hold file
 REPO/NAME/vN/holds/IMAGE saying `repo:NAME@vN`, or an image whose recorded
-source is a file of the version) or when a VM definition's disk, or a file in
+source is a file of the version), when it is published as a netboot root
+(netroot.py), or when a VM definition's disk, or a file in
 its backing chain, is a file of the version. prune keeps those.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from hypercore import images, names, storage, vms
 from hypercore.definition import FileDisk
 from hypercore.errors import UserError
-from hypercore.repo import manifest
+from hypercore.repo import manifest, netroot
 from hypercore.repo.layout import Repo, locked
 from hypercore.state import StateDir
 from hypercore.storage import Backend
@@ -41,6 +42,9 @@ def users(repo: Repo, state: StateDir, name: str, v: str) -> list[str]:
     for img in published.values():
         if _inside(img.source, top) and f"image {img.name}" not in found:
             found.append(f"image {img.name}")
+    served = netroot.published(repo, name, v)
+    if served:
+        found.append(f"netboot root {served}")
     for defn in vms.all_definitions(state):
         files = [d.path for d in defn.disks if isinstance(d, FileDisk)]
         for disk in defn.disks:

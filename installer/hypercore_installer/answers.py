@@ -243,7 +243,7 @@ def check(doc: dict, now: float | None = None) -> list[Problem]:
         return not any(b == path or b.startswith(path + ".") or b.startswith(path + "[") for b in bad)
 
     for fn in (_check_root, _check_network, _check_ceph, _check_data, _check_timezone,
-               _check_sizes, _check_duplicates, _check_netboot):
+               _check_sizes, _check_duplicates, _check_netboot, _check_repo):
         problems += fn(doc, ok)
     problems += check_join_token(doc, ok, now)
     return sorted(problems, key=_order)
@@ -368,6 +368,19 @@ def _check_netboot(doc, ok) -> list[Problem]:
         return []
     from hypercore_netboot.settings import answer_problems
     return [Problem(path, message, hint) for path, message, hint in answer_problems(nb)]
+
+
+def _check_repo(doc, ok) -> list[Problem]:
+    """The repo.yaml the first boot will write, checked by the repository's own
+    schema and rules (hypercore.repo.config): e.g. a peer name used twice."""
+    section = doc.get("repo")
+    if not isinstance(section, dict) or not ok("repo"):
+        return []
+    from hypercore.repo import access, config
+    return [Problem(dotted(["repo", *where]), message,
+                    "each peer needs its own name (it is what --to and --from take)" if "twice" in message
+                    else "see the repo section in answers.schema.json")
+            for where, message in config.problems(access.repo_config(section))]
 
 
 def known_timezone(tz: str) -> bool:

@@ -158,7 +158,7 @@ def hash_password(password: str) -> str:
 
 
 def _root_login() -> dict:
-    key_re = _pattern("properties", "root", "properties", "ssh_keys", "items")
+    key_re = _pattern("$defs", "sshPublicKey")
     while True:
         key = ask("Root SSH public key (one line; empty to skip)", "",
                   lambda a: None if not a or key_re.match(a) else "that is not an OpenSSH public key line")

@@ -26,7 +26,7 @@ from hypercore.errors import UserError
 from hypercore.files import write_atomic
 from hypercore.run import CommandError, run
 
-from . import DNSMASQ_CONF, ENV_FILE, HTTP_ROOT, IPXE_DIR, NETWORK_FILE, TFTP_ROOT, probe, render
+from . import DNSMASQ_CONF, ENV_FILE, HTTP_ROOT, IPXE_DIR, NETWORK_FILE, TFTP_ROOT, probe, render, roots
 from .check import IPXE_FILES, NetbootError, Problem, check, dhcp_server_problem, gather_listeners, ipv4_addresses
 from .render import MENU, Target
 from .settings import Mode, Settings
@@ -179,7 +179,7 @@ def target_for(s: Settings, mode: Mode, links: list[dict], server_ip: str | None
 
 def build(s: Settings, t: Target, paths: Paths) -> dict[str, str]:
     """path -> content of every file the configuration consists of."""
-    menu = render.ipxe_menu(s, t.server_ip)
+    menu = render.ipxe_menu(s, t.server_ip, roots.published(paths.http_root))
     files = {
         paths.dnsmasq_conf: render.dnsmasq_conf(s, t, tftp_root=paths.tftp_root, leasefile=paths.leasefile,
                                                 pidfile=paths.pidfile),

@@ -112,15 +112,30 @@ def dnsmasq_conf(s: Settings, t: Target, *, tftp_root: str = TFTP_ROOT,
     return "\n".join(lines) + "\n"
 
 
-def ipxe_menu(s: Settings, server_ip: str) -> str:
-    """The iPXE script every iPXE client runs: local disk, the live system,
-    install this machine (the answer file and the image kept on the appliance), a shell."""
-    base = f"http://{server_ip}:{s.http_port}"
+def _kernel(base: str, root: str) -> str:
     # BOOTIF: the initramfs tries the NIC iPXE booted from first.
-    boot = (f"kernel {base}/{KERNEL} initrd={INITRD} {KERNEL_ARGS} "
-            f"hypercore.netroot={base}/{ROOT_IMAGE} BOOTIF=01-${{netX/mac:hexhyp}}")
+    return (f"kernel {base}/{KERNEL} initrd={INITRD} {KERNEL_ARGS} "
+            f"hypercore.netroot={base}/{root} BOOTIF=01-${{netX/mac:hexhyp}}")
+
+
+def _root_entries(base: str, roots) -> tuple[str, str]:
+    """Menu items and labels of the roots published from the repository (roots.Root)."""
+    items = "".join(f"item {r.label}  Root {r.name}@{r.version} from the image repository (runs in RAM)\n"
+                    for r in roots)
+    labels = "".join(f":{r.label}\n{_kernel(base, r.path)} || goto failed\n"
+                     f"initrd {base}/{INITRD} || goto failed\nboot || goto failed\n\n" for r in roots)
+    return items, labels
+
+
+def ipxe_menu(s: Settings, server_ip: str, roots=()) -> str:
+    """The iPXE script every iPXE client runs: local disk, the live system,
+    install this machine (the answer file and the image kept on the appliance),
+    each root published from the image repository, a shell."""
+    base = f"http://{server_ip}:{s.http_port}"
+    boot = _kernel(base, ROOT_IMAGE)
     node_item = ("item node      Hypercore diskless node (VMs on this appliance's Ceph)\n"
                  if s.diskless else "")
+    root_items, root_labels = _root_entries(base, roots)
     return f"""#!ipxe
 # Hypercore network boot menu, written by hypercore-netboot; changes are overwritten.
 :start
@@ -128,7 +143,7 @@ menu Hypercore network boot (server {server_ip})
 item local     Boot from local disk
 item live      Hypercore live system (runs in RAM)
 item installer Install Hypercore on this machine ({base}/{ANSWERS})
-{node_item}item shell     iPXE shell
+{node_item}{root_items}item shell     iPXE shell
 choose --timeout {s.menu_timeout * 1000} --default {s.menu_default} selected || goto local
 goto ${{selected}}
 
@@ -152,7 +167,7 @@ boot || goto failed
 initrd {base}/{INITRD} || goto failed
 boot || goto failed
 
-:shell
+{root_labels}:shell
 shell
 goto start
 

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 
-from hypercore.run import CommandError
+from hypercore.run import CommandError, run
 
 from hypercore_installer.firstboot.host import Host
 
@@ -98,6 +98,9 @@ class FakeCluster(Host):
             return 0, json.dumps(IP_ADDR)
         if cmd == "lsblk":
             return 0, json.dumps(LSBLK)
+        if cmd == "ssh-keygen":              # the real one, on files under the temporary root
+            done = run(argv, check=False)
+            return done.returncode, done.stdout
         if cmd == "monmaptool":
             open(argv[-1], "w").write("monmap")
             return 0, ""

@@ -81,7 +81,7 @@ def test_a_failing_key_fetch_shows_no_key(join_node):
     join_node.host.auth_get_fails = True
     rc, out = join_node.run()
     assert rc == 1
-    assert "FAILED at step 3/8 join-cluster" in out and "exited 13" in out
+    assert "FAILED at step 3/9 join-cluster" in out and "exited 13" in out
     assert "AQBvaBFZ" not in out
     assert "AQBvaBFZ" not in join_node.file("var/lib/hypercore/firstboot/failure.json").read_text()
 

@@ -112,3 +112,23 @@ def test_crypt_hashes_are_accepted():
         doc = yaml.safe_load(BASE_ANSWERS)
         doc["root"] = {"password_hash": h}
         assert answers.check(doc) == [], h
+
+
+def test_repo_peers_follow_the_repository_schema():
+    """The answers' repo.peers fields are the repository's own (no drift between the two schemas)."""
+    from hypercore.repo import config
+    ours = answers.schema()["properties"]["repo"]["properties"]
+    theirs = config.schema()["properties"]
+    for key in ("name", "address", "port", "role"):
+        a, b = ours["peers"]["items"]["properties"][key], theirs["peers"]["items"]["properties"][key]
+        for rule in ("pattern", "enum", "minimum", "maximum", "type"):
+            assert a.get(rule) == b.get(rule), (key, rule)
+    assert ours["role"]["enum"] == theirs["role"]["enum"]
+    assert set(ours["peers"]["items"]["properties"]) <= set(theirs["peers"]["items"]["properties"])
+
+
+def test_a_valid_repo_section():
+    doc = yaml.safe_load(BASE_ANSWERS)
+    doc["repo"] = {"role": "cache", "peers": [{"name": "srv", "address": "root@fd00::1", "port": 22}],
+                   "authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKq0 hypercore-repo@srv"]}
+    assert answers.check(doc) == []

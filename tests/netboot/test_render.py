@@ -136,3 +136,23 @@ def test_the_ceph_conf_a_diskless_node_gets():
                                       "mon_host": "[v2:10.0.2.15:3300,v1:10.0.2.15:6789]",
                                       "public_network": "10.0.2.0/24", "auth_client_required": "cephx"}
     assert parsed.sections() == ["global"]
+
+
+def test_menu_offers_each_published_root(tmp_path):
+    from hypercore_netboot.roots import Root, published
+    (tmp_path / "roots").mkdir()
+    for f in ("deb@v10.squashfs", "deb@v2.squashfs", "alpine@v1.squashfs", ".deb@v3.squashfs.123", "notes.txt"):
+        (tmp_path / "roots" / f).write_text("x")
+    roots = published(tmp_path)
+    assert roots == [Root("alpine", "v1"), Root("deb", "v2"), Root("deb", "v10")]
+    menu = ipxe_menu(S, "192.168.50.1", roots)
+    base = "http://192.168.50.1:8067"
+    assert "item root-deb-v2  Root deb@v2 from the image repository (runs in RAM)" in menu
+    block = menu.split(":root-deb-v2\n")[1].split("\n\n")[0].splitlines()
+    assert block[0].startswith(f"kernel {base}/vmlinuz initrd=initrd.img ")
+    assert f"hypercore.netroot={base}/roots/deb@v2.squashfs " in block[0]
+    assert block[1:] == [f"initrd {base}/initrd.img || goto failed", "boot || goto failed"]
+    # the live entry keeps the appliance's own root; without roots the menu has none
+    assert f"hypercore.netroot={base}/root.squashfs " in menu.split(":live\n")[1]
+    assert "root-" not in ipxe_menu(S, "192.168.50.1")
+    assert menu.index("item root-alpine-v1") < menu.index("item root-deb-v2") < menu.index("item root-deb-v10")

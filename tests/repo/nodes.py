@@ -56,7 +56,7 @@ class Node:
         return self.dir / "repo.yaml"
 
     def env(self) -> dict:
-        return {"PYTHONPATH": str(TOP), "HYPERCORE_REPO_DIR": str(self.repo),
+        return {"PYTHONPATH": f"{TOP}:{TOP / 'installer'}:{TOP / 'netboot'}", "HYPERCORE_REPO_DIR": str(self.repo),
                 "HYPERCORE_REPO_CONFIG": str(self.config), "HYPERCORE_STATE_DIR": str(self.state),
                 "HYPERCORE_STORAGE": "file", "PATH": f"{self.dir.parent / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin"}
 
@@ -149,23 +149,34 @@ class Pair:
     def write_config(self, n: Node, peers: list[dict], role: str = "image-server") -> None:
         n.config.write_text(yaml.safe_dump({"role": role, "peers": peers}))
 
-    def _sshd(self, n: Node, client_key: Path) -> None:
+    def _sshd(self, n: Node, client_key: Path, include: Path | None = None) -> None:
+        """sshd in n's namespace. include: an sshd_config drop-in read first (its settings win, as
+        Debian's sshd_config.d); with it, sshd also passes HYPERCORE_REPO_DIR (a forced
+        `hypercore repo serve-ssh` only serves this node's own repository)."""
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(n.dir / "host_key")])
+        if not (n.dir / "host_key").exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(n.dir / "host_key")])
         shutil.copy(f"{client_key}.pub", n.dir / "authorized_keys")
-        env = " ".join(f"{k}={v}" for k, v in n.env().items() if k != "HYPERCORE_REPO_DIR")
+        env = " ".join(f"{k}={v}" for k, v in n.env().items() if k != "HYPERCORE_REPO_DIR" or include)
         conf = n.dir / "sshd_config"
         conf.write_text("\n".join([
+            *([f"Include {include}"] if include else []),
             f"Port {PORT}", f"ListenAddress {n.ip}", f"HostKey {n.dir / 'host_key'}",
             f"PidFile {n.dir / 'sshd.pid'}", f"AuthorizedKeysFile {n.dir / 'authorized_keys'}",
             "PermitRootLogin prohibit-password", "PasswordAuthentication no",
             "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "X11Forwarding no",
             f"SetEnv {env}", "LogLevel INFO", ""]))
-        log = open(n.dir / "sshd.log", "wb")
+        log = open(n.dir / "sshd.log", "ab")
         n.sshd = spawn(["ip", "netns", "exec", n.ns, "/usr/sbin/sshd", "-D", "-e", "-f", str(conf)],
                        stdout=log, stderr=log)
         log.close()
         self._cleanup.append(lambda p=n.sshd: (p.kill(), p.wait()))
+
+    def restart_sshd(self, n: Node, include: Path) -> None:
+        """Restart n's sshd with the drop-in include (e.g. the installer's 10-hypercore-repo.conf)."""
+        n.sshd.kill()
+        n.sshd.wait()
+        self._sshd(n, self.top / "client_key", include)
 
     def _wait_ssh(self, client: Node, server: Node, timeout: float = 10) -> None:
         peer = self.peer_entry(server)

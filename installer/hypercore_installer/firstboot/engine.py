@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hypercore.errors import UserError
 from hypercore.run import CommandError
 
-from . import report, steps_join, steps_netboot, steps_new, steps_osd
+from . import report, steps_join, steps_netboot, steps_new, steps_osd, steps_repo
 from .context import Context
 
 RETRY = "systemctl restart hypercore-firstboot"
@@ -30,6 +30,8 @@ COMMON_START = [Step("facts", "choose host name, address and cluster id", steps_
 OSD_STEPS = [Step("osds", "create an OSD on each chosen disk", steps_osd.create_osds),
              Step("osds-up", "wait for the OSDs to be up and in", steps_osd.wait_osds_up)]
 NETBOOT = Step("netboot", "serve network boot to clients (answers `netboot`)", steps_netboot.serve_netboot)
+REPO = Step("repo", "golden-image replication: repo.yaml, this node's key, the peers' keys (answers `repo`)",
+            steps_repo.setup_repo)
 REPORT = Step("report", "write the ready report", report.write_report)
 
 NEW = [*COMMON_START,
@@ -44,6 +46,7 @@ NEW = [*COMMON_START,
        Step("pool", "create the RBD pool vm-pool", steps_osd.make_pool),
        Step("health", "wait for HEALTH_OK", steps_osd.wait_healthy),
        NETBOOT,
+       REPO,
        REPORT]
 
 JOIN = [*COMMON_START,
@@ -52,6 +55,7 @@ JOIN = [*COMMON_START,
         *OSD_STEPS,
         Step("redundancy", "more copies now that the cluster has several hosts", steps_join.grow_redundancy),
         NETBOOT,
+        REPO,
         REPORT]
 
 

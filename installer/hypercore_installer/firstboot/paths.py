@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from hypercore.repo import access
+
 CLUSTER = "ceph"
 
 
@@ -78,6 +80,27 @@ class Paths:
 
     def mon_asok(self, name: str) -> str:
         return self._p(f"/run/ceph/{CLUSTER}-mon.{name}.asok")
+
+    # The golden-image repository's replication access (hypercore/repo/access.py).
+    @property
+    def repo_config(self) -> str:
+        return self._p("/etc/hypercore/repo.yaml")
+
+    @property
+    def repo_key(self) -> str:
+        return self._p(access.KEY)
+
+    @property
+    def repo_authorized_keys(self) -> str:
+        return self._p(access.AUTHORIZED_KEYS)
+
+    @property
+    def repo_known_hosts(self) -> str:
+        return self._p(access.KNOWN_HOSTS)
+
+    @property
+    def sshd_dropin(self) -> str:
+        return self._p(access.SSHD_DROPIN)
 
     # The ready report.
     @property

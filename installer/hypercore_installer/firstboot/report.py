@@ -53,10 +53,15 @@ def render_report(facts: dict, summary: dict) -> str:
     if mode == "new":
         lines.append(f"  storage   pool {POOL} (RBD), 1 copy: a single node has no redundancy")
         lines.append("            until more nodes join (ceph.mode: join)")
+    if facts.get("repo_key"):
+        lines.append(f"  repo key  {facts['repo_key']}")
+        lines.append("            (put it in the other appliances' repo.authorized_keys)")
     lines += ["", "  next:"]
     for cmd, what in ((f"ssh root@{ip}", "log in"),
                       ("ceph -s", "the cluster's status"),
                       ("create-vm NAME RAM_MB CPUS new:20G", f"a VM with its disk in {POOL}"),
+                      *([("hypercore repo peers", "the image repository's peers and this key")]
+                        if facts.get("repo_key") else []),
                       ("hypercore-install status", "this report again")):
         lines.append(f"    {cmd:<{WIDTH}}{what}")
     return "\n".join(lines) + "\n"
