@@ -18,6 +18,7 @@ import functools
 import hashlib
 import http.server
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -66,12 +67,25 @@ netboot:
 """
 
 
+def repo_section(peer_key: str) -> str:
+    """Golden-image replication: one peer (not running in this test) whose key may replicate here."""
+    return f"""\
+repo:
+  role: image-server
+  peers:
+    - {{name: node2, address: root@192.168.50.2, role: cache}}
+  authorized_keys:
+    - {peer_key}
+"""
+
+
 @dataclass
 class Appliance:
     node: Machine
     live_console: str
     answers_sha256: str
     client_ports: tuple[int, int]       # (the node's end, a client's end) of the client network
+    peer_key: Path                      # private key the answers authorized for repo replication
     times: dict[str, float] = field(default_factory=dict)
 
     def client_nic(self) -> str:
@@ -109,8 +123,13 @@ def appliance(image, netboot_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("appliance")
     www = work / "www"
     www.mkdir()
-    (www / "answers.yaml").write_text(ANSWERS)
-    digest = hashlib.sha256(ANSWERS.encode()).hexdigest()
+    # The private half plays the peer node2 in test_repo.py.
+    peer_key = work / "peer_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hypercore-repo@node2",
+                    "-f", str(peer_key)], check=True)
+    text = ANSWERS + repo_section(peer_key.with_suffix(".pub").read_text().strip())
+    (www / "answers.yaml").write_text(text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
     server = _serve(www)
     port = server.server_address[1]
     times: dict[str, float] = {}
@@ -148,4 +167,4 @@ def appliance(image, netboot_dir, tmp_path_factory):
         node.wait_until_succeeds(
             "test \"$(systemctl show -p ActiveState --value hypercore-firstboot.service)\" != activating"
             " && ceph health | grep -x HEALTH_OK", timeout=1500, interval=20)
-        yield Appliance(node, live.console_log.read_text(errors="replace"), digest, ports, times)
+        yield Appliance(node, live.console_log.read_text(errors="replace"), digest, ports, peer_key, times)
