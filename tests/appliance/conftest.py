@@ -123,7 +123,7 @@ def appliance(image, netboot_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("appliance")
     www = work / "www"
     www.mkdir()
-    # The private half plays the peer node2 in test_repo.py.
+    # The repo step's input (a peer's key); its private half is for a future peer test.
     peer_key = work / "peer_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hypercore-repo@node2",
                     "-f", str(peer_key)], check=True)
