@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from hypercore.repo import access
+from hypercore.repo import access, config
 
 CLUSTER = "ceph"
 
@@ -84,7 +84,7 @@ class Paths:
     # The golden-image repository's replication access (hypercore/repo/access.py).
     @property
     def repo_config(self) -> str:
-        return self._p("/etc/hypercore/repo.yaml")
+        return self._p(config.DEFAULT)
 
     @property
     def repo_key(self) -> str:
