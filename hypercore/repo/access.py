@@ -7,12 +7,17 @@ asks (written at first boot by the installer's `repo` step):
     /etc/hypercore/repo/known_hosts                the peers' host keys, learnt on first contact
     /etc/ssh/sshd_config.d/10-hypercore-repo.conf  makes sshd read that authorized_keys too
 
-Pure text builders; nothing here runs a command or writes a file.
+Pure text builders and parsers; nothing here runs a command or writes a file.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 import yaml
+
+from hypercore.errors import UserError
 
 KEY = "/etc/hypercore/repo/id_ed25519"
 AUTHORIZED_KEYS = "/etc/hypercore/repo/authorized_keys"
@@ -54,3 +59,55 @@ def sshd_dropin(authorized_keys_path: str = AUTHORIZED_KEYS) -> str:
     """sshd reads the users' own keys as before, and the repository's peers' keys."""
     return ("# Written by the Hypercore installer's first boot (golden-image repository).\n"
             f"AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys2 {authorized_keys_path}\n")
+
+
+KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+             "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com", "ssh-rsa")
+
+
+def parse_public_key(text: str) -> tuple[str, str, str]:
+    """(type, base64 blob, comment) of one OpenSSH public key line; a
+    UserError for anything else -- in particular a line with options in
+    front (`command=...`), which would undo the forced command."""
+    words = text.strip().split(None, 2)
+    hint = "give the peer's key as `hypercore repo peers` prints it there: TYPE BASE64 [COMMENT]"
+    if len(text.strip().splitlines()) != 1 or len(words) < 2:
+        raise UserError("the key is not one OpenSSH public key line", hint=hint)
+    if words[0] not in KEY_TYPES:
+        raise UserError(f"{words[0][:40]!r} is not an SSH public key type (options are not accepted)", hint=hint)
+    try:
+        blob = base64.b64decode(words[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise UserError("the key's base64 part is damaged", hint=hint) from None
+    # The blob starts with its own type as an SSH string: the two must agree.
+    if blob[4:4 + len(words[0])] != words[0].encode():
+        raise UserError(f"the key's data is not a {words[0]} key", hint=hint)
+    return words[0], words[1], words[2] if len(words) > 2 else ""
+
+
+def key_lines(text: str) -> list[tuple[str, str]]:
+    """(type, blob) of every key an authorized_keys text holds, in order."""
+    out = []
+    for line in text.splitlines():
+        for word_index, word in enumerate(line.split()):
+            if word in KEY_TYPES and word_index + 1 < len(line.split()):
+                out.append((word, line.split()[word_index + 1]))
+                break
+    return out
+
+
+def with_key(text: str, key: str, present: bool) -> tuple[str, bool]:
+    """The authorized_keys text with `key` added (present) or removed, and
+    whether that changed anything. Other lines stay as they are."""
+    kind, blob, _ = parse_public_key(key)
+    have = (kind, blob) in key_lines(text)
+    if present:
+        if have:
+            return text, False
+        if not text:
+            text = authorized_keys([])
+        return text + ("" if text.endswith("\n") else "\n") + authorized_line(key) + "\n", True
+    if not have:
+        return text, False
+    kept = [line for line in text.splitlines() if (kind, blob) not in key_lines(line)]
+    return "\n".join(kept) + "\n", True

@@ -12,11 +12,11 @@ from pathlib import Path
 from hypercore import storage
 from hypercore.errors import UserError
 from hypercore.repo import config as config_mod
-from hypercore.repo import access, btrfs, holds, layout, netroot, serve, store, transfer
+from hypercore.repo import access, authorize, btrfs, holds, layout, netroot, serve, store, transfer
 from hypercore.repo.transport import COMPRESSORS
 from hypercore.sizes import human
 
-PUBLIC = "{add,list,replicate,pull,prune,verify,peers,publish}"
+PUBLIC = "{add,list,replicate,pull,prune,verify,peers,authorize,publish}"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -72,6 +72,11 @@ def register(groups, common: argparse.ArgumentParser) -> None:
     s.add_argument("ref", metavar="NAME[@VERSION]")
     s = leaf("peers", help="each peer: reachable over SSH, and the versions it holds")
     s.add_argument("--json", action="store_true")
+    s = leaf("authorize", help="let a peer's replication key (as its `repo peers` prints it) replicate here")
+    s.add_argument("key", metavar="'TYPE BASE64 [COMMENT]'")
+    s.add_argument("--revoke", action="store_true", help="remove that key instead")
+    s.add_argument("--authorized-keys", default=access.AUTHORIZED_KEYS, help=argparse.SUPPRESS)  # tests
+    s.add_argument("--sshd-dropin", default=access.SSHD_DROPIN, help=argparse.SUPPRESS)          # tests
     s = leaf("publish", help="a version as a golden image for the VM services (--as), or as a netboot root")
     s.add_argument("ref", metavar="NAME[@VERSION]")
     how = s.add_mutually_exclusive_group(required=True)
@@ -119,6 +124,8 @@ def dispatch(state, a) -> int:
         return _peers(cfg(), a.json)
     elif v == "publish":
         return _publish(repo, state, a)
+    elif v == "authorize":
+        print(authorize.authorize(a.key, not a.revoke, a.authorized_keys, a.sshd_dropin))
     elif v == "receive":
         name, ver = layout.image_name(a.name), layout.version(a.version)
         parent = layout.version(a.parent) if a.parent else None

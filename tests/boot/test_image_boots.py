@@ -63,6 +63,9 @@ def test_ssh_host_keys_are_made_on_the_machine(booted):
     assert "ssh_host_ed25519_key" in keys
     booted.succeed("systemctl is-active hypercore-ssh-keygen.service || "
                    "systemctl show -p Result hypercore-ssh-keygen.service | grep -q success")
+    # sshd alone holds port 22 (Debian's ssh.socket is off), so a reload keeps it listening.
+    booted.fail("systemctl is-active ssh.socket")
+    booted.succeed("systemctl reload ssh.service && sleep 2 && systemctl is-active ssh.service")
 
 
 def test_kvm_modules_are_in_the_kernel(booted):
