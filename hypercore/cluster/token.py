@@ -28,30 +28,15 @@ FSID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 MON_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
 
-# The settings steps_join.redundancy_plan may change (render.SINGLE_NODE_SETTINGS and
-# the pool defaults), and the per-host CRUSH rule it makes.
-HOST_RULE = "replicated_host"
-_POOL_VARS = "^(size|min_size|crush_rule)$"
-_CONFIG_SET = "^osd_pool_default_(size|min_size|crush_rule)$"
-_CONFIG_RM = ("^(osd_pool_default_size|osd_pool_default_min_size|mon_allow_pool_size_one"
-              "|mon_warn_on_pool_no_redundancy)$")
-
-# mon caps of a join identity: one grant per command the joining node runs.
+# mon caps of a join identity: what the joining node's first contact runs
+# (steps_join.contact_cluster). The admin key makes it a member like the
+# first node (its monitor, manager and OSDs); the identity is then deleted.
+# Whoever holds an unused, unexpired token can therefore become an admin:
+# it is printed once, never logged, and expires (SKEW allows for clocks).
 JOIN_MON_CAPS = [
-    'allow command "fsid"',                                               # contact_cluster
-    'allow command "auth get" with entity=client.bootstrap-osd',          # contact_cluster
-    'allow command "osd dump"',                                           # wait_osds_up
-    'allow command "osd tree"',                                           # grow_redundancy
-    'allow command "osd pool ls"',
-    f'allow command "osd crush rule create-replicated" with name={HOST_RULE}',
-    f'allow command "osd crush rule dump" with name={HOST_RULE}',
-    f'allow command "osd pool set" with var regex "{_POOL_VARS}"',
-    f'allow command "config set" with who=global name regex "{_CONFIG_SET}"',
-    f'allow command "config rm" with name regex "{_CONFIG_RM}"',
-    'allow command "status"',                                             # the ready report
+    'allow command "fsid"',
+    'allow command "auth get" with entity=client.admin',
 ]
-# No osd, mgr or mds caps: the OSDs are made with client.bootstrap-osd (ceph-volume
-# always uses that name), fetched with the grant above.
 JOIN_CAPS = {"mon": ", ".join(JOIN_MON_CAPS)}
 
 

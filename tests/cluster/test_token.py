@@ -92,11 +92,8 @@ def test_caps_are_only_commands_and_never_broad():
     for g in grants:
         assert g.startswith('allow command "'), g                # no "allow *", "allow r", "allow rw"
         assert "*" not in g and "profile" not in g
-    assert 'allow command "auth get" with entity=client.bootstrap-osd' in grants
+    # Only the admin key, by name: no other entity's key, no key made or deleted.
+    assert [g for g in grants if '"auth' in g] == ['allow command "auth get" with entity=client.admin']
     assert not any('"auth get-or-create' in g or '"auth rm' in g or '"auth add' in g for g in grants)
     assert tokmod.caps_argv() == ["mon", caps["mon"]]
 
-
-def test_the_host_rule_is_the_one_the_join_makes():
-    from hypercore_installer.firstboot import steps_join
-    assert tokmod.HOST_RULE == steps_join.HOST_RULE

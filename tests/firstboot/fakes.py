@@ -27,6 +27,18 @@ LSBLK = {"blockdevices": [
 BY_ID = {"/dev/disk/by-id/virtio-HCDISK0": "/dev/vdb"}
 
 
+# Keys the simulated cluster hands out (`ceph auth get ...`).
+CLUSTER_KEYS = {"client.admin": "AQCj2YpRAAAAABAAyMQyIT8ddMlBW3n6TGSuCw==",
+                "client.bootstrap-osd": "AQBvaBFZAAAAABAA9VHgwCg3rWn8fMaX8KL01A==",
+                "mon.": "AQDb2YpRAAAAABAAVkx1xpVuDD2UqVq5vDGWcg==",
+                "mgr": "AQDq2YpRAAAAABAAcS2XzE5c9B2VV1D9xcxl2g=="}
+
+
+def _mon(name: str, ip: str) -> dict:
+    return {"name": name, "public_addrs": {"addrvec": [{"type": "v2", "addr": f"{ip}:3300"},
+                                                      {"type": "v1", "addr": f"{ip}:6789"}]}}
+
+
 class FakeCluster(Host):
     def __init__(self, root: str):
         super().__init__(out=open(os.devnull, "w"))
@@ -50,6 +62,9 @@ class FakeCluster(Host):
         self.auth_get_fails = False
         self.identities: list[tuple[str, list[str]]] = []   # (cephx name, ceph args) of every ceph call
         self.refused_names: set[str] = set()
+        self.mons = ["node0"]                 # the other nodes' monitors
+        self.namesake = False                 # another machine called node1 has OSDs in the cluster
+        self.deleted: list[str] = []          # `ceph auth rm` entities
 
     # --- the Host interface ------------------------------------------------
     def run(self, argv, *, input=None, ok=(0,), secret=False, env=None, timeout=None):
@@ -203,10 +218,21 @@ class FakeCluster(Host):
         if args == ["fsid"]:
             return 0, json.dumps({"fsid": "6f1d2c3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"})
         if args[:2] == ["auth", "get"]:
-            return 0, "[client.bootstrap-osd]\n\tkey = AQBvaBFZAAAAABAA9VHgwCg3rWn8fMaX8KL01A==\n"
+            return 0, f"[{args[2]}]\n\tkey = {CLUSTER_KEYS.get(args[2], CLUSTER_KEYS['client.bootstrap-osd'])}\n"
+        if args[:2] == ["auth", "get-or-create"]:
+            return 0, f"[{args[2]}]\n\tkey = {CLUSTER_KEYS['mgr']}\n"
+        if args[:2] == ["auth", "rm"]:
+            self.deleted.append(args[2])
+            return 0, ""
+        if args == ["mon", "dump"]:
+            return 0, json.dumps({"mons": [_mon(n, f"10.0.2.{10 + i}") for i, n in enumerate(self.mons)]
+                                  + ([_mon("node1", "10.0.2.15")] if self.mon_running else [])})
+        if args[:2] == ["mon", "getmap"]:
+            open(args[args.index("-o") + 1], "w").write("monmap")
+            return 0, ""
         if args == ["osd", "tree"]:
-            return 0, json.dumps({"nodes": [{"name": "node0", "type": "host", "children": [0]},
-                                            {"name": "node1", "type": "host", "children": [1]}]})
+            here = [{"name": "node1", "type": "host", "children": [1]}] if self.osds or self.namesake else []
+            return 0, json.dumps({"nodes": [{"name": "node0", "type": "host", "children": [0]}, *here]})
         if args[:4] == ["osd", "crush", "rule", "create-replicated"]:
             return 0, ""
         if args[:4] == ["osd", "crush", "rule", "dump"]:

@@ -17,7 +17,8 @@ def test_join_writes_conf_and_keys_then_adds_the_osds(join_node):
     assert rc == 0, out
     h = join_node.host
     conf = join_node.file("etc/ceph/ceph.conf").read_text()
-    assert "mon_host = 10.0.2.10,10.0.2.11:6789" in conf
+    # Every monitor, this node's own (joined by itself) included.
+    assert "mon_host = 10.0.2.10,10.0.2.15" in conf
     assert "fsid = 6f1d2c3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f" in conf   # learnt from the monitors
     assert "public_network = 10.0.2.0/24" in conf
     admin = join_node.file("etc/ceph/ceph.client.admin.keyring")
@@ -27,13 +28,43 @@ def test_join_writes_conf_and_keys_then_adds_the_osds(join_node):
     for f in (admin, boot):
         assert stat.S_IMODE(os.stat(f).st_mode) == 0o600
     assert h.ran("ceph-volume", "lvm", "create")
-    assert not h.ran("ceph-mon") and not h.ran("monmaptool")   # no monitor of its own
+    # Its own monitor (the cluster had one), from the cluster's monmap and mon. key, and a manager.
+    assert h.ran("ceph", "--connect-timeout", "30", "mon", "getmap", "-o", join_node.file("var/lib/ceph/tmp/hypercore-monmap").as_posix())
+    mkfs = h.ran("ceph-mon", "--cluster", "ceph", "--mkfs", "-i", "node1")
+    assert mkfs and "--setuser" in mkfs[0]
+    assert not h.ran("monmaptool")                               # not a new monitor map
+    assert not join_node.file("var/lib/ceph/tmp/hypercore-mon-seed.keyring").exists()
+    assert h.ran("systemctl", "enable", "--now", "ceph-mon@node1")
+    mgr = join_node.file("var/lib/ceph/mgr/ceph-node1/keyring")
+    assert "mgr.node1" in render.parse_keyring(mgr.read_text()) and stat.S_IMODE(os.stat(mgr).st_mode) == 0o600
+    assert h.owner(mgr.as_posix()) == "ceph"
+    assert h.ran("systemctl", "enable", "--now", "ceph-mgr@node1")
     # Two hosts now: pools and defaults leave single-node mode.
     assert h.ran("ceph", "--connect-timeout", "30", "osd", "crush", "rule", "create-replicated", HOST_RULE,
                  "default", "host")
     assert ("global", "osd_pool_default_size") in h.config and h.config[("global", "osd_pool_default_size")] == "2"
     assert JOIN_KEY not in out
     assert "HEALTH_OK" in out
+
+
+def test_no_monitor_here_when_the_cluster_has_three(join_node):
+    join_node.host.mons = ["node0", "node2", "node3"]
+    rc, out = join_node.run()
+    assert rc == 0, out
+    assert "the cluster has 3 monitors (node0, node2, node3): none on this node" in out
+    assert not join_node.host.ran("ceph-mon") and not join_node.host.ran("systemctl", "enable", "--now", "ceph-mon@node1")
+    assert join_node.host.ran("systemctl", "enable", "--now", "ceph-mgr@node1")
+
+
+def test_a_name_the_cluster_already_has_is_refused_before_anything(join_node):
+    join_node.host.namesake = True
+    rc, out = join_node.run()
+    assert rc == 1
+    assert "a node named node1 is already in the cluster (a host with OSDs)" in out
+    assert "hypercore cluster remove node1" in out
+    h = join_node.host
+    assert not h.ran("ceph-volume", "lvm", "create") and not h.ran("ceph-mon")
+    assert not any(c[3:5] == ["auth", "get-or-create"] for c in h.calls)
 
 
 def test_a_wrong_fsid_is_refused(tmp_path, monkeypatch):
@@ -81,7 +112,7 @@ def test_a_failing_key_fetch_shows_no_key(join_node):
     join_node.host.auth_get_fails = True
     rc, out = join_node.run()
     assert rc == 1
-    assert "FAILED at step 3/9 join-cluster" in out and "exited 13" in out
+    assert "FAILED at step 3/11 join-cluster" in out and "exited 13" in out
     assert "AQBvaBFZ" not in out
     assert "AQBvaBFZ" not in join_node.file("var/lib/hypercore/firstboot/failure.json").read_text()
 
@@ -129,35 +160,38 @@ def token_node(tmp_path, monkeypatch, expires=None, **ceph):
     return node, tok
 
 
-def test_join_with_a_token_uses_only_the_join_identity(tmp_path, monkeypatch):
+def test_a_token_is_used_once_for_the_admin_key(tmp_path, monkeypatch):
+    from tests.firstboot.fakes import CLUSTER_KEYS
     node, tok = token_node(tmp_path, monkeypatch)
     rc, out = node.run()
     assert rc == 0, out
     h = node.host
     conf = node.file("etc/ceph/ceph.conf").read_text()
-    assert "mon_host = 10.0.2.10,10.0.2.11" in conf and f"fsid = {FSID}" in conf
-    keyring = node.file(f"etc/ceph/ceph.{ENTITY}.keyring")
-    assert render.parse_keyring(keyring.read_text()) == {ENTITY: JOIN_KEY}
-    assert stat.S_IMODE(os.stat(keyring).st_mode) == 0o600
-    assert not node.file("etc/ceph/ceph.client.admin.keyring").exists()     # no admin key on this node
+    assert "mon_host = 10.0.2.10,10.0.2.15" in conf and f"fsid = {FSID}" in conf
+    admin = node.file("etc/ceph/ceph.client.admin.keyring")
+    assert render.parse_keyring(admin.read_text()) == {"client.admin": CLUSTER_KEYS["client.admin"]}
+    assert stat.S_IMODE(os.stat(admin).st_mode) == 0o600
+    # The join identity asked for the fsid and the admin key, nothing else, and is gone.
+    used = [args for name, args in h.identities if name == ENTITY]
+    assert [a[:3] for a in used] == [["fsid", "--format", "json"], ["auth", "get", "client.admin"]]
+    for args in used:
+        assert allowed(args[:-2] if args[-2:] == ["--format", "json"] else args, tokmod.JOIN_MON_CAPS), args
+    assert h.deleted == [ENTITY]
+    assert not node.file(f"etc/ceph/ceph.{ENTITY}.keyring").exists()
     assert h.ran("ceph-volume", "lvm", "create")
     assert h.pools["vm-pool"]["size"] == 2
-    assert {name for name, _ in h.identities} == {ENTITY}
-    # Every ceph command the join ran is one its caps allow.
-    for _, args in h.identities:
-        assert allowed(args[:-2] if args[-2:] == ["--format", "json"] else args, tokmod.JOIN_MON_CAPS), args
-    assert JOIN_KEY not in out and tok not in out
-    assert not any(JOIN_KEY in " ".join(c) or tok in " ".join(c) for c in h.calls)
+    for secret in (JOIN_KEY, tok, CLUSTER_KEYS["client.admin"], CLUSTER_KEYS["mon."]):
+        assert secret not in out
+        assert not any(secret in " ".join(c) for c in h.calls)
 
 
 def test_the_caps_matcher_refuses_what_the_caps_do_not_grant():
     g = tokmod.JOIN_MON_CAPS
-    assert allowed(["osd", "pool", "set", "vm-pool", "size", "2"], g)
-    assert not allowed(["osd", "pool", "set", "vm-pool", "nodelete", "false"], g)
-    assert not allowed(["auth", "get", "client.admin"], g)
+    assert allowed(["fsid"], g) and allowed(["auth", "get", "client.admin"], g)
+    assert not allowed(["auth", "get", "mon."], g)
+    assert not allowed(["osd", "pool", "set", "vm-pool", "size", "2"], g)
     assert not allowed(["config", "set", "global", "auth_allow_insecure_global_id_reclaim", "true"], g)
     assert not allowed(["osd", "pool", "delete", "vm-pool"], g)
-    assert allowed(["config", "rm", "mon", "mon_allow_pool_size_one"], g)
 
 
 def test_an_expired_token_stops_before_anything(tmp_path, monkeypatch):

@@ -1,28 +1,33 @@
-"""Steps of `ceph.mode: join`: this node adds its disks as OSDs to an
-existing cluster (the monitors stay where they are).
+"""Steps of `ceph.mode: join`: this node becomes a member of an existing
+cluster like the first one -- a monitor while the cluster has fewer than
+three, a standby manager, its disks as OSDs, and the admin key.
 
 The answers give either a join token (`ceph.join.token`, made by `hypercore
-cluster token`: the monitors, the fsid and a short-lived identity whose caps
-allow exactly the commands below) or, the old way, the monitors' addresses
-and the client.admin key (`mon_hosts`, `key`). With them the node checks the
-fsid, fetches the client.bootstrap-osd keyring, creates its OSDs (steps_osd),
-and then, now that the cluster has more than one host, undoes the
-single-node decisions of the first node (render.SINGLE_NODE_SETTINGS): pools
-get a per-host CRUSH rule and more copies, and POOL_NO_REDUNDANCY warns
-again. No OSD is created before the monitors accepted the key."""
+cluster token`: the monitors, the fsid and a short-lived identity that may
+only read the fsid and fetch the admin key; used once, then deleted) or, the
+old way, the monitors' addresses and the client.admin key (`mon_hosts`,
+`key`). With them the node checks the fsid, refuses a name the cluster
+already has, adds its monitor and manager, creates its OSDs (steps_osd), and
+then, now that the cluster has more than one host, undoes the single-node
+decisions of the first node (render.SINGLE_NODE_SETTINGS): pools get a
+per-host CRUSH rule and more copies, and POOL_NO_REDUNDANCY warns again.
+Nothing is added to the cluster before the monitors accepted the key."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from hypercore.cluster import token as tokmod
+from hypercore.cluster.grant import ENOENT, mon_addresses
 from hypercore.errors import UserError
 
-from . import render
+from . import render, steps_new
 from .cluster import hosts_with_osds, pools
 from .context import Context
 
 HOST_RULE = "replicated_host"
+MAX_MONS = 3  # a joining node runs a monitor while the cluster has fewer
 REPLICATED = 1  # pg_pool_t::TYPE_REPLICATED in `ceph osd pool ls detail`
 
 
@@ -55,9 +60,39 @@ def write_join_conf(ctx: Context) -> None:
     ctx.host.write_file(keyring, render.keyring([(entity, key, caps)]), 0o600, secret=True)
 
 
+def _admin_from_token(ctx: Context, tok: tokmod.Token) -> None:
+    """The token's one use: fetch the admin key (this node becomes a full
+    member, like the first), then delete the join identity."""
+    text = ctx.ceph.call("auth", "get", "client.admin", secret=True).stdout
+    if "client.admin" not in render.parse_keyring(text or ""):
+        raise UserError("the cluster returned no client.admin key for the join token",
+                        hint="make a new token on an existing node: hypercore cluster token")
+    ctx.host.write_file(ctx.paths.admin_keyring, text, 0o600, secret=True)
+    ctx.facts.pop("ceph_name", None)
+    ctx.save_facts()
+    ctx.ceph.call("auth", "rm", tok.entity, ok=(0, ENOENT))
+    ctx.host.remove(ctx.paths.client_keyring(tok.entity))
+    ctx.say(f"    joined with the token; {tok.entity} is deleted (a token is used once)")
+
+
+def _refuse_a_namesake(ctx: Context) -> None:
+    """A node of this name already in the cluster (not from an earlier run of
+    this join) is refused before anything is added."""
+    mons = [m.get("name") for m in (ctx.ceph.json("mon", "dump") or {}).get("mons") or []]
+    hosts = hosts_with_osds(ctx.ceph.json("osd", "tree"))
+    ours = ctx.host.exists(ctx.paths.mon_dir(ctx.name)) or bool(ctx.facts.get("osds"))
+    if not ours and (ctx.name in mons or ctx.name in hosts):
+        raise UserError(f"a node named {ctx.name} is already in the cluster "
+                        f"({'a monitor' if ctx.name in mons else 'a host with OSDs'})",
+                        hint=f"give this node another hostname in /etc/hypercore/answers.yaml, or remove the "
+                             f"old one first on an existing node: hypercore cluster remove {ctx.name}")
+
+
 def contact_cluster(ctx: Context) -> None:
     """Ask the monitors for the fsid (must match the answers' or the token's),
-    put it in ceph.conf, and fetch the client.bootstrap-osd keyring."""
+    put it in ceph.conf; with a token, fetch the admin key (then the token is
+    spent); refuse a node name the cluster already has; fetch the
+    client.bootstrap-osd keyring."""
     f = ctx.facts
     tok = join_token(ctx)
     mons = ", ".join(tok.mons if tok else ctx.answers["ceph"]["mon_hosts"])
@@ -67,7 +102,7 @@ def contact_cluster(ctx: Context) -> None:
         what = "the join token" if tok else "the key from answers.yaml"
         raise UserError(f"the monitors ({mons}) refused {what} or cannot be reached: {str(e).splitlines()[-1]}",
                         hint=(f"check {_where(ctx)} in /etc/hypercore/answers.yaml"
-                              + (" (revoked or swept? make a new one: hypercore cluster token)" if tok else "")
+                              + (" (revoked, used or swept? make a new one: hypercore cluster token)" if tok else "")
                               + " and that this node reaches the monitors (ports 3300 and 6789)")) from None
     if f.get("fsid") and f["fsid"] != fsid:
         raise UserError(f"the monitors at {mons} belong to cluster {fsid}, not {f['fsid']} "
@@ -75,13 +110,71 @@ def contact_cluster(ctx: Context) -> None:
                         hint=f"correct {_where(ctx)} (or ceph.fsid) in /etc/hypercore/answers.yaml")
     f["fsid"] = fsid
     ctx.save_facts()
-    write_join_conf(ctx)
+    if tok and f.get("ceph_name"):
+        _admin_from_token(ctx, tok)
+    _refuse_a_namesake(ctx)
+    _write_conf(ctx, tok.mons if tok else ctx.answers["ceph"]["mon_hosts"])
     text = ctx.ceph.call("auth", "get", "client.bootstrap-osd", secret=True).stdout
     if "client.bootstrap-osd" not in render.parse_keyring(text):
         raise UserError("the cluster returned no client.bootstrap-osd key",
                         hint="on the existing cluster: ceph auth get client.bootstrap-osd")
     ctx.host.makedirs("/".join(ctx.paths.bootstrap_osd_keyring.split("/")[:-1]), 0o755)
     ctx.host.write_file(ctx.paths.bootstrap_osd_keyring, text, 0o600, secret=True)
+
+
+def _write_conf(ctx: Context, mons: list[str]) -> None:
+    ctx.host.write_file(ctx.paths.ceph_conf, render.ceph_conf_join(ctx.facts.get("fsid"), mons,
+                                                                   ctx.facts.get("network")), 0o644)
+
+
+def add_mon(ctx: Context) -> None:
+    """A monitor here while the cluster has fewer than MAX_MONS: its store
+    made from the cluster's monmap and mon. key (ceph-mon --mkfs as user
+    ceph), started; it joins the quorum by itself at its address in
+    public_network. Then ceph.conf names every monitor."""
+    p, name, ceph = ctx.paths, ctx.name, ctx.ceph
+    done = os.path.join(p.mon_dir(name), "done")
+    names = [m.get("name") for m in (ceph.json("mon", "dump") or {}).get("mons") or []]
+    if not ctx.host.exists(done):
+        if len(names) >= MAX_MONS:
+            ctx.say(f"    the cluster has {len(names)} monitors ({', '.join(names)}): none on this node")
+            return
+        if ctx.host.exists(p.mon_dir(name)):
+            ctx.say(f"    removing the incomplete monitor store {p.mon_dir(name)} (an earlier run stopped in it)")
+            ctx.host.rmtree(p.mon_dir(name))
+        ctx.host.makedirs(p.ceph_tmp, 0o755)
+        ctx.host.chown(p.ceph_tmp, "ceph")
+        ctx.host.write_file(p.mon_seed_keyring, ceph.call("auth", "get", "mon.", secret=True).stdout, 0o600,
+                            secret=True)
+        ctx.host.chown(p.mon_seed_keyring, "ceph")
+        ceph.call("mon", "getmap", "-o", p.monmap)
+        ctx.host.chown(p.monmap, "ceph")
+        ctx.host.makedirs(p.mon_dir(name), 0o750)
+        ctx.host.chown(p.mon_dir(name), "ceph")
+        ctx.host.run(["ceph-mon", "--cluster", "ceph", "--mkfs", "-i", name, "--monmap", p.monmap,
+                      "--keyring", p.mon_seed_keyring, "--setuser", "ceph", "--setgroup", "ceph"], timeout=300)
+        ctx.host.write_file(done, "", 0o644)
+        ctx.host.chown(done, "ceph")
+    ctx.host.remove(p.mon_seed_keyring)
+    ctx.host.remove(p.monmap)
+    steps_new.start_mon(ctx)
+    dump = ceph.json("mon", "dump")
+    _write_conf(ctx, mon_addresses(dump))
+    ctx.say(f"    monitors now: {', '.join(m.get('name', '?') for m in dump.get('mons') or [])}")
+
+
+def add_mgr(ctx: Context) -> None:
+    """A standby manager here (the cluster's active one stays where it is)."""
+    d, name = ctx.paths.mgr_dir(ctx.name), ctx.name
+    keyring = os.path.join(d, "keyring")
+    if not ctx.host.exists(keyring):
+        caps = [x for svc, cap in sorted(render.MGR_CAPS.items()) for x in (svc, cap)]
+        text = ctx.ceph.call("auth", "get-or-create", f"mgr.{name}", *caps, secret=True).stdout
+        ctx.host.makedirs(d, 0o750)
+        ctx.host.chown(d, "ceph")
+        ctx.host.write_file(keyring, text, 0o600, secret=True)
+        ctx.host.chown(keyring, "ceph")
+    steps_new.start_mgr(ctx)
 
 
 def redundancy_plan(n_hosts: int, pool_details: dict[str, dict], rule_id: int | None) -> list[list[str]]:
