@@ -32,8 +32,17 @@ from tests.machine import Machine
 SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
            "e2e@hypercore-tests")
 
-def answers(hostname: str) -> str:
-    """An unattended install onto the disk with serial HCDISK0, an OSD on HCDISK1, then power off."""
+NEW_CLUSTER = """\
+ceph:
+  mode: new
+  osd_disks:
+    - match: {serial: HCDISK1}
+"""
+
+
+def answers(hostname: str, ceph: str = NEW_CLUSTER) -> str:
+    """An unattended install onto the disk with serial HCDISK0, the `ceph`
+    section given (default: a new cluster, an OSD on HCDISK1), then power off."""
     return f"""\
 version: 1
 target:
@@ -45,11 +54,7 @@ network:
 root:
   ssh_keys:
     - {SSH_KEY}
-ceph:
-  mode: new
-  osd_disks:
-    - match: {{serial: HCDISK1}}
-after_install: poweroff
+{ceph}after_install: poweroff
 """
 
 
@@ -77,6 +82,15 @@ repo:
   authorized_keys:
     - {peer_key}
 """
+
+
+def pytest_collection_modifyitems(items):
+    """The scale-out tests last in this folder (once node2 joined, node1's
+    cluster needs it); the folder's tests stay together (one appliance)."""
+    here = [i for i, item in enumerate(items) if item.path.parent == Path(__file__).parent]
+    block = sorted((items[i] for i in here), key=lambda item: item.path.name == "test_scaleout.py")
+    for i, item in zip(here, block):
+        items[i] = item
 
 
 @dataclass

@@ -7,9 +7,8 @@ section (mode auto, no other DHCP server there), so its first boot made it the
 DHCP/TFTP server of that link and started the HTTP service. A diskless client
 PXE-boots under SeaBIOS, gets the iPXE menu's diskless-node entry, downloads
 the root image over HTTP, runs from RAM and keeps a VM's disk in the
-appliance's Ceph. Then a client
-with blank disks PXE-boots under OVMF into the menu's install entry, installs
-Hypercore from the image the appliance kept, and boots from its own disk.
+appliance's Ceph. (A client with blank disks that installs over the
+network, under OVMF, is node2 of test_scaleout.py.)
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import time
 import pytest
 
 from tests.appliance.bootsector import boot_sector
-from tests.appliance.conftest import answers
 from tests.conftest import BUILD
 from tests.machine import Machine
 
@@ -131,41 +129,6 @@ def test_diskless_node_runs_in_ram_with_vm_disks_on_the_appliance(appliance, tmp
     node.succeed("rbd rm vm-pool/d1-disk0")
     leases = node.succeed("cat /var/lib/misc/dnsmasq.leases")
     assert client.mac(0) in leases, leases
-    (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")
-
-
-CLIENT_ANSWERS = answers("client1")
-
-
-def test_client_installs_over_the_network(appliance, tmp_path):
-    """The menu's install entry: the client streams the image the appliance
-    kept at its own install, with the answer file the operator put next to it,
-    and then boots from its own disk."""
-    node = appliance.node
-    node.succeed("test -s /var/lib/hypercore/netboot/hypercore.raw.json")
-    node.succeed(f"cat > /var/lib/hypercore/netboot/hypercore-answers.yaml <<'EOF'\n{CLIENT_ANSWERS}EOF")
-    # The operator makes installing the default entry and applies the settings again.
-    set_menu_default(node, "installer")
-
-    client = Machine(None, name="pxe-install", workdir=tmp_path / "client", firmware="uefi",
-                     memory_mb=2048, disks=["16G", "8G"], nics=[appliance.client_nic()], netboot=True)
-    t0 = time.monotonic()
-    with client:
-        client.wait_for_console_text(r"Installation source: http://192\.168\.50\.1:8067/hypercore\.raw "
-                                     r"\(network install\)", timeout=900)
-        client.wait_for_shutdown(timeout=1800)
-    TIMES["uefi: power-on to installed over the network"] = time.monotonic() - t0
-    console = client.console_log.read_text(errors="replace")
-    assert "downloading" in console and "Answer file: http://192.168.50.1:8067/hypercore-answers.yaml" in console
-
-    installed = Machine(None, name="client1", workdir=tmp_path / "installed", firmware="uefi",
-                        memory_mb=2048, disks=[client.workdir / "disk0.qcow2", client.workdir / "disk1.qcow2"],
-                        nics=["user,restrict=on"])
-    with installed:
-        installed.wait_for_shell(timeout=900)
-        assert installed.succeed("hostname").strip() == "client1"
-        assert installed.succeed("findmnt -n -o SOURCE /").strip().startswith("/dev/vda")
-        installed.fail("test -e /etc/hypercore/live")
     (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")
 
 

@@ -122,6 +122,8 @@ def test_a_failing_key_fetch_shows_no_key(join_node):
 import re  # noqa: E402
 import time  # noqa: E402
 
+import yaml  # noqa: E402
+
 from hypercore.cluster import token as tokmod  # noqa: E402
 
 FSID = "6f1d2c3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"
@@ -212,7 +214,15 @@ def test_a_refused_token_creates_no_osd_and_resumes_with_a_new_one(tmp_path, mon
     assert "refused the join token or cannot be reached" in out and "hypercore cluster token" in out
     assert not node.host.ran("ceph-volume", "lvm", "create")
     assert JOIN_KEY not in out
-    node.host.refused_names.clear()                       # the operator fixed it: the step runs again
+    # The operator puts a new token in the answers and starts the bootstrap again.
+    new = tokmod.Token(fsid=FSID, mons=["10.0.2.10"], entity="client.join-99dd88ee77ff", key=JOIN_KEY,
+                       expires=int(time.time()) + 3600)
+    answers = yaml.safe_load(node.file("etc/hypercore/answers.yaml").read_text())
+    answers["ceph"]["join"]["token"] = tokmod.encode(new)
+    node.file("etc/hypercore/answers.yaml").write_text(yaml.safe_dump(answers))
     rc, out = node.run()
     assert rc == 0, out
     assert node.host.ran("ceph-volume", "lvm", "create")
+    assert [name for name, _ in node.host.identities if name.startswith("client.join-")][-1] == new.entity
+    assert node.host.deleted == [new.entity]
+    assert not node.file(f"etc/ceph/ceph.{ENTITY}.keyring").exists()

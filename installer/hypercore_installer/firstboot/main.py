@@ -18,7 +18,7 @@ from .paths import Paths
 
 TOOLS = {"new": ("ip", "lsblk", "systemctl", "ceph", "monmaptool", "ceph-mon", "ceph-mgr",
                  "ceph-volume", "rbd"),
-         "join": ("ip", "lsblk", "systemctl", "ceph", "ceph-volume")}
+         "join": ("ip", "lsblk", "systemctl", "ceph", "ceph-mon", "ceph-mgr", "ceph-volume")}
 
 
 def _record(paths: Paths) -> dict | None:

@@ -95,6 +95,10 @@ def contact_cluster(ctx: Context) -> None:
     client.bootstrap-osd keyring."""
     f = ctx.facts
     tok = join_token(ctx)
+    if tok and f.get("ceph_name") and f["ceph_name"] != tok.entity:
+        # A rerun after a refusal, with a new token in the answers: its key replaces the old one.
+        ctx.host.remove(ctx.paths.client_keyring(f["ceph_name"]))
+        write_join_conf(ctx)
     mons = ", ".join(tok.mons if tok else ctx.answers["ceph"]["mon_hosts"])
     try:
         fsid = ctx.ceph.json("fsid")["fsid"]

@@ -1,0 +1,224 @@
+"""End to end: a second appliance, installed over the network from the
+first, joins its Ceph cluster (issue: scale out) and pulls golden images from
+its repository (issue: golden-image repository).
+
+node1 is the package's appliance. The operator makes a join token there and
+puts an answer file (`ceph.mode: join`, the token, a `repo` section naming
+node1) next to the image node1 serves; a blank machine on node1's private
+client network PXE-boots under OVMF into the menu's install entry, installs,
+and powers off. Its installed disk then boots on the same private link (a
+DHCP lease from node1, with the route to node1's Ceph address).
+
+The first token in that answer file was revoked before the install: the
+first boot stops at the join with one line and the cluster is unchanged.
+The operator writes a new token into the answers and restarts the
+bootstrap, which resumes: node2 runs a monitor, a standby manager and an
+OSD, the pools go to two copies on different hosts, HEALTH_OK.
+
+These tests run after every other test of the package (conftest orders
+them last): from here on node1's cluster needs both monitors.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+
+from hypercore.cluster.token import decode
+from tests.appliance.bootsector import boot_sector
+from tests.appliance.conftest import answers
+from tests.appliance.test_netboot import set_menu_default
+from tests.conftest import BUILD
+from tests.machine import Machine
+
+pytestmark = pytest.mark.boot
+
+SERVER = "192.168.50.1"
+TIMES: dict[str, float] = {}
+MARKER = "HYPERCORE-FROM-THE-REPO"
+
+
+def record() -> None:
+    (BUILD / "bench-scaleout.json").write_text(json.dumps(TIMES, indent=1) + "\n")
+
+
+def node2_answers(token: str, node1_repo_key: str) -> str:
+    return answers("node2", ceph=f"""\
+ceph:
+  mode: join
+  join:
+    token: "{token}"
+  osd_disks:
+    - match: {{serial: HCDISK1}}
+""") + f"""\
+repo:
+  role: cache
+  peers:
+    - {{name: node1, address: root@{SERVER}, role: image-server}}
+  authorized_keys:
+    - {node1_repo_key}
+"""
+
+
+def health_ok(node: Machine, timeout: float = 1200) -> None:
+    node.wait_until_succeeds("ceph health | grep -x HEALTH_OK", timeout=timeout, interval=15)
+
+
+def ceph_json(node: Machine, args: str):
+    return json.loads(node.succeed(f"ceph {args} --format json 2>/dev/null"))
+
+
+@pytest.fixture(scope="module")
+def cluster(appliance, tmp_path_factory):
+    """node1 and node2, one Ceph cluster; yields (node1, node2)."""
+    node1 = appliance.node
+    work = tmp_path_factory.mktemp("node2")
+    before = {"mons": node1.succeed("ceph mon dump 2>/dev/null | grep -c 'mon\\.'"),
+              "auth": node1.succeed("ceph auth ls 2>/dev/null | grep -c '^[a-z]'"),
+              "tree": node1.succeed("ceph osd tree 2>/dev/null")}
+    # A token the operator revoked (say, it was pasted in the wrong chat): the join must stop at it.
+    revoked = node1.succeed("hypercore cluster token --ttl 2h 2>/dev/null").strip()
+    entity = decode(revoked).entity
+    node1.succeed(f"hypercore cluster token --revoke {entity}")
+    key1 = node1.succeed("cat /etc/hypercore/repo/id_ed25519.pub").strip()
+    text = node2_answers(revoked, key1)
+    node1.succeed(f"cat > /var/lib/hypercore/netboot/hypercore-answers.yaml <<'EOF'\n{text}EOF")
+    set_menu_default(node1, "installer")
+
+    pxe = Machine(None, name="pxe-install", workdir=work / "pxe", firmware="uefi",
+                  memory_mb=2048, disks=["16G", "8G"], nics=[appliance.client_nic()], netboot=True)
+    t0 = time.monotonic()
+    with pxe:
+        pxe.wait_for_console_text(r"Installation source: http://192\.168\.50\.1:8067/hypercore\.raw "
+                                  r"\(network install\)", timeout=900)
+        pxe.wait_for_shutdown(timeout=1800)
+    TIMES["uefi: power-on to installed over the network"] = time.monotonic() - t0
+    console = pxe.console_log.read_text(errors="replace")
+    assert "downloading" in console and f"Answer file: http://{SERVER}:8067/hypercore-answers.yaml" in console
+    set_menu_default(node1, "live")
+
+    node2 = Machine(None, name="node2", workdir=work / "node2", firmware="uefi", memory_mb=3072,
+                    disks=[pxe.workdir / "disk0.qcow2", pxe.workdir / "disk1.qcow2"],
+                    nics=[appliance.client_nic()])
+    t1 = time.monotonic()
+    with node2:
+        node2.wait_for_console_text(r"FAILED at step \d+/\d+ join-cluster", timeout=1200)
+        TIMES["node2: power-on to the refused join"] = time.monotonic() - t1
+        yield node1, node2, {"before": before, "revoked": entity, "t1": t1}
+
+
+def test_installed_over_the_network(cluster):
+    _, node2, _ = cluster
+    assert node2.succeed("hostname").strip() == "node2"
+    assert node2.succeed("findmnt -n -o SOURCE /").strip().startswith("/dev/vda")
+    node2.fail("test -e /etc/hypercore/live")
+    # Its only NIC is on node1's client link: a lease from node1, and the route to node1's Ceph address.
+    assert f"via {SERVER}" in node2.succeed("ip -4 route get 10.0.2.15")
+
+
+def test_a_refused_token_stops_the_join_and_changes_nothing(cluster):
+    node1, node2, info = cluster
+    status = node2.succeed("hypercore-install status")
+    assert "join-cluster" in status and "refused the join token" in status, status
+    assert "hypercore cluster token" in status, status
+    # Nothing of node2 reached the cluster.
+    before = info["before"]
+    assert node1.succeed("ceph mon dump 2>/dev/null | grep -c 'mon\\.'") == before["mons"]
+    assert node1.succeed("ceph auth ls 2>/dev/null | grep -c '^[a-z]'") == before["auth"]
+    assert node1.succeed("ceph osd tree 2>/dev/null") == before["tree"]
+    node2.fail("test -e /etc/ceph/ceph.client.admin.keyring")
+    assert node2.succeed("ceph-volume lvm list 2>&1 || true").count("osd id") == 0
+
+
+def test_a_new_token_resumes_the_join(cluster):
+    node1, node2, info = cluster
+    token = node1.succeed("hypercore cluster token --ttl 2h 2>/dev/null").strip()
+    # What the operator does: the new token into the answers, then the bootstrap again.
+    node2.succeed(f"sed -i -E 's|^    token: .*$|    token: \"{token}\"|' /etc/hypercore/answers.yaml")
+    t0 = time.monotonic()
+    node2.succeed("systemctl restart hypercore-firstboot.service", timeout=2400)
+    TIMES["node2: join resumed to first boot done"] = time.monotonic() - t0
+    health_ok(node1)
+    TIMES["node2: join resumed to HEALTH_OK at size 2"] = time.monotonic() - t0
+    record()
+    tree = ceph_json(node1, "osd tree")
+    hosts = {n["name"]: n for n in tree["nodes"] if n["type"] == "host"}
+    assert set(hosts) == {"node1", "node2"} and hosts["node2"]["children"], tree
+    up = [n for n in tree["nodes"] if n["type"] == "osd" and n["status"] == "up"]
+    assert len(up) == 2, tree
+    mons = [m["name"] for m in ceph_json(node1, "mon dump")["mons"]]
+    assert sorted(mons) == ["node1", "node2"], mons
+    mgr = ceph_json(node1, "mgr dump")
+    assert mgr["active_name"] and "node2" in [mgr["active_name"]] + [s["name"] for s in mgr["standbys"]], mgr
+    pool = [p for p in ceph_json(node1, "osd pool ls detail") if p["pool_name"] == "vm-pool"][0]
+    assert pool["size"] == 2 and pool["min_size"] == 1, pool
+    rule = ceph_json(node1, "osd crush rule dump replicated_host")
+    assert pool["crush_rule"] == rule["rule_id"], (pool, rule)
+    # The token was used once: its identity is gone; node2 holds the admin key like node1.
+    auth = node1.succeed("ceph auth ls 2>/dev/null")
+    assert "client.join-" not in auth, auth
+    assert node2.succeed("stat -c %a /etc/ceph/ceph.client.admin.keyring").strip() == "600"
+    conf = node2.succeed("cat /etc/ceph/ceph.conf")
+    assert "10.0.2.15" in conf and "192.168.50." in conf.split("mon_host")[1].splitlines()[0], conf
+    assert "HEALTH_OK" in node2.succeed("hypercore cluster status")
+
+
+def test_rbd_written_on_one_node_reads_back_on_the_other(cluster):
+    node1, node2, _ = cluster
+    node1.succeed("head -c 4M /dev/urandom > /root/xfer && rbd import /root/xfer vm-pool/xfer")
+    want = node1.succeed("sha256sum < /root/xfer").split()[0]
+    assert node2.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
+
+
+def test_a_vm_made_on_node1_starts_on_node2(cluster):
+    """Its disk is in RBD: node2 defines it on that disk and boots it (the README's way)."""
+    node1, node2, _ = cluster
+    node1.succeed("create-vm mover 64 1 new:64M --network none")
+    blob = base64.b64encode(boot_sector("HYPERCORE-MOVED-VM")).decode()
+    node1.succeed(f"echo {blob} | base64 -d > /root/mbr && "
+                  "qemu-io -f raw -c 'write -s /root/mbr 0 512' rbd:vm-pool/mover-disk0:id=admin")
+    node2.succeed("create-vm mover 64 1 rbd:vm-pool/mover-disk0 --network none && boot-vm mover")
+    node2.wait_until_succeeds("grep -q HYPERCORE-MOVED-VM /var/lib/hypercore/vms/mover/run/console.log",
+                              timeout=600, interval=5)
+    node2.succeed("hypercore vm stop mover --force")
+
+
+def test_an_image_added_on_node1_reaches_node2_and_a_vm_boots_from_it(cluster):
+    node1, node2, _ = cluster
+    blob = base64.b64encode(boot_sector(MARKER)).decode()
+    node1.succeed(f"echo {blob} | base64 -d > /root/repo.raw && truncate -s 8M /root/repo.raw && "
+                  "hypercore repo add bootable /root/repo.raw")
+    # node2's replication key, authorized on node1 after node1's install.
+    key2 = node2.succeed("cat /etc/hypercore/repo/id_ed25519.pub").strip()
+    node1.succeed(f"hypercore repo authorize '{key2}'")
+    out = node2.succeed("hypercore repo pull bootable --from node1")
+    assert "bootable@v1" in out, out
+    node2.succeed("hypercore repo verify bootable@v1")
+    assert "bootable@v1" in node2.succeed("hypercore repo list bootable")
+    node2.succeed("hypercore repo publish bootable@v1 --as bootable")
+    node2.succeed("create-vm fromrepo 64 1 image:bootable --network none && boot-vm fromrepo")
+    node2.wait_until_succeeds(f"grep -q {MARKER} /var/lib/hypercore/vms/fromrepo/run/console.log",
+                              timeout=600, interval=5)
+    node2.succeed("hypercore vm stop fromrepo --force")
+    # The peers view, from the cache: node1 reachable, holding v1.
+    peers = node2.succeed("hypercore repo peers")
+    assert "node1" in peers and "reachable" in peers and "bootable: v1" in peers, peers
+
+
+def test_a_node_killed_hard_comes_back_and_the_cluster_heals(cluster):
+    node1, node2, _ = cluster
+    want = node1.succeed("sha256sum < /root/xfer").split()[0]
+    node2.kill()
+    # Two monitors: without node2 there is no quorum, so nothing can change meanwhile.
+    node1.wait_until_succeeds("! timeout 60 ceph --connect-timeout 30 health", timeout=300, interval=5)
+    t0 = time.monotonic()
+    node2.start()
+    node2.wait_for_shell(timeout=900)
+    health_ok(node1)
+    TIMES["node2 killed: power-on to HEALTH_OK again"] = time.monotonic() - t0
+    record()
+    assert node2.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
+    assert node1.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
