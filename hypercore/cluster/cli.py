@@ -1,17 +1,18 @@
-"""`hypercore cluster ...`: join tokens and the cluster's status."""
+"""`hypercore cluster ...`: join tokens, the cluster's status, removing a node."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 
 from hypercore.errors import UserError
 
-from . import grant, status
+from . import grant, remove, status
 from .token import decode, when
 
-PUBLIC = "{token,sweep-tokens,status}"
+PUBLIC = "{token,sweep-tokens,status,remove}"
 
 
 def register(groups, common: argparse.ArgumentParser) -> None:
@@ -27,6 +28,10 @@ def register(groups, common: argparse.ArgumentParser) -> None:
                    help="delete the join identities whose token expired (run by a timer)")
     s = sub.add_parser("status", parents=[common], help="nodes, monitors, OSDs, pools and health")
     s.add_argument("--json", action="store_true")
+    s = sub.add_parser("remove", parents=[common],
+                       help="take NODE out of the cluster: drain its OSDs first, refuse what would lose data")
+    s.add_argument("node", metavar="NODE")
+    s.add_argument("--yes", action="store_true", help="do it (without: show the plan, change nothing)")
 
 
 def dispatch(state, a) -> int:
@@ -51,6 +56,13 @@ def dispatch(state, a) -> int:
     elif a.verb == "sweep-tokens":
         gone = grant.sweep(root)
         print("\n".join(f"{e} removed (expired)" for e in gone) or "no expired join token")
+    elif a.verb == "remove":
+        plan = remove.plan(a.node, socket.gethostname().split(".")[0], remove.gather())
+        print(plan.describe(), flush=True)
+        if not a.yes:
+            print("nothing changed: run again with --yes to do it")
+            return 0
+        remove.execute(plan)
     elif a.verb == "status":
         s = status.summary(status.gather())
         print(json.dumps(s, indent=2) if a.json else status.render(s), end="\n" if a.json else "")

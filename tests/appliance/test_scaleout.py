@@ -222,3 +222,28 @@ def test_a_node_killed_hard_comes_back_and_the_cluster_heals(cluster):
     record()
     assert node2.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
     assert node1.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
+
+
+def test_removing_node2_drains_it_and_keeps_the_data(cluster):
+    node1, node2, _ = cluster
+    want = node1.succeed("sha256sum < /root/xfer").split()[0]
+    # Refused: this node itself, a node that does not exist; shown only without --yes.
+    for argv, text in (("node1", "node1 is this node"), ("node7", "no node named node7")):
+        rc, out = node1.execute(f"hypercore cluster remove {argv} --yes")
+        assert rc != 0 and text in out and "Traceback" not in out, out
+    before = node1.succeed("ceph osd tree 2>/dev/null")
+    out = node1.succeed("hypercore cluster remove node2")
+    assert "ceph osd out" in out and "nothing changed" in out, out
+    assert node1.succeed("ceph osd tree 2>/dev/null") == before
+    t0 = time.monotonic()
+    out = node1.succeed("hypercore cluster remove node2 --yes", timeout=3900)
+    assert "node2 removed" in out, out
+    health_ok(node1, timeout=900)
+    TIMES["remove node2: drain to HEALTH_OK on one node"] = time.monotonic() - t0
+    record()
+    hosts = [n["name"] for n in ceph_json(node1, "osd tree")["nodes"] if n["type"] == "host"]
+    assert hosts == ["node1"], hosts
+    assert [m["name"] for m in ceph_json(node1, "mon dump")["mons"]] == ["node1"]
+    pool = [p for p in ceph_json(node1, "osd pool ls detail") if p["pool_name"] == "vm-pool"][0]
+    assert pool["size"] == 1, pool
+    assert node1.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want

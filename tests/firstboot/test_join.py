@@ -9,7 +9,8 @@ import stat
 from tests.firstboot.conftest import JOIN_KEY
 
 from hypercore_installer.firstboot import render
-from hypercore_installer.firstboot.steps_join import HOST_RULE, redundancy_plan
+from hypercore.cluster.sizing import HOST_RULE
+from hypercore.cluster.sizing import grow_plan as redundancy_plan
 
 
 def test_join_writes_conf_and_keys_then_adds_the_osds(join_node):

@@ -12,6 +12,8 @@ import re
 import struct
 import time
 
+from hypercore.cluster import sizing
+
 # Ceph's cephx capabilities of the entities the bootstrap creates.
 MON_CAPS = {"mon": "allow *"}
 ADMIN_CAPS = {"mds": "allow *", "mgr": "allow *", "mon": "allow *", "osd": "allow *"}
@@ -134,19 +136,9 @@ CLUSTER_SETTINGS = [
     ("mon", "auth_allow_insecure_global_id_reclaim", "false"),
 ]
 
-# Single-node mode, a deliberate decision: with one host there is nowhere to
-# put a second copy, so pools have size 1 and Ceph's POOL_NO_REDUNDANCY
-# warning (which would hold the cluster at HEALTH_WARN for good) is switched
-# off -- only while the cluster has one host. The join flow
-# (steps_join.grow_redundancy) raises the pool sizes when a second host
-# brings OSDs, and then removes every one of these settings, which turns the
-# warning back on.
-SINGLE_NODE_SETTINGS = [
-    ("global", "osd_pool_default_size", "1"),
-    ("global", "osd_pool_default_min_size", "1"),
-    ("mon", "mon_allow_pool_size_one", "true"),
-    ("global", "mon_warn_on_pool_no_redundancy", "false"),
-]
+# Single-node mode (pool size 1, POOL_NO_REDUNDANCY off while there is one
+# host): hypercore/cluster/sizing.py explains it; joins and removals change it.
+SINGLE_NODE_SETTINGS = sizing.SINGLE_NODE_SETTINGS
 
 
 def settings_conf(settings: list[tuple[str, str, str]]) -> str:

@@ -9,7 +9,7 @@ old way, the monitors' addresses and the client.admin key (`mon_hosts`,
 `key`). With them the node checks the fsid, refuses a name the cluster
 already has, adds its monitor and manager, creates its OSDs (steps_osd), and
 then, now that the cluster has more than one host, undoes the single-node
-decisions of the first node (render.SINGLE_NODE_SETTINGS): pools get a
+decisions of the first node (hypercore.cluster.sizing): pools get a
 per-host CRUSH rule and more copies, and POOL_NO_REDUNDANCY warns again.
 Nothing is added to the cluster before the monitors accepted the key."""
 
@@ -20,15 +20,14 @@ import time
 
 from hypercore.cluster import token as tokmod
 from hypercore.cluster.grant import ENOENT, mon_addresses
+from hypercore.cluster.sizing import HOST_RULE, grow_plan
 from hypercore.errors import UserError
 
 from . import render, steps_new
 from .cluster import hosts_with_osds, pools
 from .context import Context
 
-HOST_RULE = "replicated_host"
 MAX_MONS = 3  # a joining node runs a monitor while the cluster has fewer
-REPLICATED = 1  # pg_pool_t::TYPE_REPLICATED in `ceph osd pool ls detail`
 
 
 def join_token(ctx: Context) -> tokmod.Token | None:
@@ -181,32 +180,6 @@ def add_mgr(ctx: Context) -> None:
     steps_new.start_mgr(ctx)
 
 
-def redundancy_plan(n_hosts: int, pool_details: dict[str, dict], rule_id: int | None) -> list[list[str]]:
-    """The `ceph` commands that take a cluster grown to n_hosts hosts out of
-    single-node mode. Pure. Pools with fewer copies than hosts allow (at
-    most 3) get the per-host rule and more copies; the single-node settings
-    are removed (POOL_NO_REDUNDANCY warns again); with two hosts new pools
-    default to 2 copies. Nothing when there is still one host."""
-    if n_hosts < 2:
-        return []
-    size = min(3, n_hosts)
-    min_size = 2 if size >= 3 else 1
-    cmds: list[list[str]] = []
-    for name, pool in sorted(pool_details.items()):
-        if pool.get("type", REPLICATED) != REPLICATED or pool.get("size", 0) >= size:
-            continue
-        cmds += [["osd", "pool", "set", name, "crush_rule", HOST_RULE],
-                 ["osd", "pool", "set", name, "size", str(size)],
-                 ["osd", "pool", "set", name, "min_size", str(min_size)]]
-    cmds += [["config", "rm", who, option] for who, option, _ in render.SINGLE_NODE_SETTINGS]
-    if size < 3:
-        cmds += [["config", "set", "global", "osd_pool_default_size", str(size)],
-                 ["config", "set", "global", "osd_pool_default_min_size", str(min_size)]]
-    if rule_id is not None:
-        cmds.append(["config", "set", "global", "osd_pool_default_crush_rule", str(rule_id)])
-    return cmds
-
-
 def grow_redundancy(ctx: Context) -> None:
     ceph = ctx.ceph
     hosts = hosts_with_osds(ceph.json("osd", "tree"))
@@ -216,7 +189,7 @@ def grow_redundancy(ctx: Context) -> None:
         return
     ceph.call("osd", "crush", "rule", "create-replicated", HOST_RULE, "default", "host")
     rule_id = ceph.json("osd", "crush", "rule", "dump", HOST_RULE).get("rule_id")
-    for argv in redundancy_plan(len(hosts), details, rule_id):
+    for argv in grow_plan(len(hosts), details, rule_id):
         ceph.call(*argv)
     ctx.say(f"    {len(hosts)} hosts with OSDs ({', '.join(hosts)}): pools keep "
             f"{min(3, len(hosts))} copies on different hosts")

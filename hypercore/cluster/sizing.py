@@ -1,0 +1,77 @@
+"""How many copies the pools keep as hosts join and leave. Pure: lists of
+`ceph` arguments, tested in tests/firstboot/test_join.py and
+tests/cluster/test_remove.py.
+
+Single-node mode, a deliberate decision: with one host there is nowhere to
+put a second copy, so pools have size 1 and Ceph's POOL_NO_REDUNDANCY
+warning (which would hold the cluster at HEALTH_WARN for good) is switched
+off -- only while the cluster has one host. A join (grow_plan) raises the
+pool sizes when a second host brings OSDs and removes every one of these
+settings, which turns the warning back on; removing hosts down to one
+(shrink_plan) puts them back."""
+
+from __future__ import annotations
+
+HOST_RULE = "replicated_host"   # copies on different hosts (made by the first join)
+REPLICATED = 1                  # pg_pool_t::TYPE_REPLICATED in `ceph osd pool ls detail`
+
+# (who, option, value), as `ceph config set WHO OPTION VALUE` sets them.
+SINGLE_NODE_SETTINGS = [
+    ("global", "osd_pool_default_size", "1"),
+    ("global", "osd_pool_default_min_size", "1"),
+    ("mon", "mon_allow_pool_size_one", "true"),
+    ("global", "mon_warn_on_pool_no_redundancy", "false"),
+]
+
+
+def copies(n_hosts: int) -> tuple[int, int]:
+    """(size, min_size) for a cluster of n_hosts hosts with OSDs: one copy per host, at most 3."""
+    size = max(1, min(3, n_hosts))
+    return size, 2 if size >= 3 else 1
+
+
+def _replicated(pool_details: dict[str, dict]):
+    return [(name, p) for name, p in sorted(pool_details.items()) if p.get("type", REPLICATED) == REPLICATED]
+
+
+def grow_plan(n_hosts: int, pool_details: dict[str, dict], rule_id: int | None) -> list[list[str]]:
+    """The `ceph` commands that take a cluster grown to n_hosts hosts out of
+    single-node mode. Pools with fewer copies than hosts allow (at most 3)
+    get the per-host rule and more copies; the single-node settings are
+    removed (POOL_NO_REDUNDANCY warns again); with two hosts new pools
+    default to 2 copies. Nothing when there is still one host."""
+    if n_hosts < 2:
+        return []
+    size, min_size = copies(n_hosts)
+    cmds: list[list[str]] = []
+    for name, pool in _replicated(pool_details):
+        if pool.get("size", 0) < size:
+            cmds += [["osd", "pool", "set", name, "crush_rule", HOST_RULE],
+                     ["osd", "pool", "set", name, "size", str(size)],
+                     ["osd", "pool", "set", name, "min_size", str(min_size)]]
+    cmds += [["config", "rm", who, option] for who, option, _ in SINGLE_NODE_SETTINGS]
+    if size < 3:
+        cmds += [["config", "set", "global", "osd_pool_default_size", str(size)],
+                 ["config", "set", "global", "osd_pool_default_min_size", str(min_size)]]
+    if rule_id is not None:
+        cmds.append(["config", "set", "global", "osd_pool_default_crush_rule", str(rule_id)])
+    return cmds
+
+
+def shrink_plan(n_hosts: int, pool_details: dict[str, dict]) -> list[list[str]]:
+    """The `ceph` commands that fit the pools to n_hosts remaining hosts
+    before one leaves: pools with more copies than hosts get fewer (down
+    to one), and with one host left the single-node settings come back."""
+    size, min_size = copies(n_hosts)
+    cmds: list[list[str]] = []
+    if n_hosts <= 1:
+        cmds += [["config", "set", who, option, value] for who, option, value in SINGLE_NODE_SETTINGS]
+    elif n_hosts == 2:
+        cmds += [["config", "set", "global", "osd_pool_default_size", "2"],
+                 ["config", "set", "global", "osd_pool_default_min_size", "1"]]
+    for name, pool in _replicated(pool_details):
+        if pool.get("size", 0) > size:
+            cmds += [["osd", "pool", "set", name, "size", str(size)]
+                     + (["--yes-i-really-mean-it"] if size == 1 else []),
+                     ["osd", "pool", "set", name, "min_size", str(min_size)]]
+    return cmds

@@ -1,0 +1,104 @@
+"""`hypercore cluster remove NODE`: the plan from recorded Ceph 16 JSON (three
+nodes, one), refusals that change nothing, and the drain loop with a
+recording runner (the real cluster: tests/appliance/test_scaleout.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hypercore.cluster import remove, sizing
+from hypercore.errors import UserError
+
+RECORDED = Path(__file__).parent / "recorded"
+CLEAN = {"pg_ready": True, "pg_summary": {"num_pg_by_state": [{"name": "active+clean", "num": 33}], "num_pgs": 33}}
+
+
+def docs(name: str, pg_stat=CLEAN, active="node1") -> dict:
+    d = {k: json.loads((RECORDED / f"{name}.{k}.json").read_text()) for k in ("osd_tree", "mon_dump", "pools")}
+    return {**d, "pg_stat": pg_stat, "mgr_dump": {"active_name": active}}
+
+
+def test_three_to_two_nodes():
+    p = remove.plan("node2", "node1", docs("three-nodes"))
+    assert p.osds == [1, 2] and p.mon
+    assert ["osd", "pool", "set", "vm-pool", "size", "2"] in p.shrink
+    assert ["osd", "pool", "set", "vm-pool", "min_size", "1"] in p.shrink
+    assert p.finish == [["osd", "purge", "1", "--yes-i-really-mean-it"], ["osd", "purge", "2", "--yes-i-really-mean-it"],
+                        ["osd", "crush", "rm", "node2"], ["mon", "remove", "node2"], ["auth", "rm", "mgr.node2"]]
+    text = p.describe()
+    assert "ceph osd out 1 2" in text and "safe-to-destroy 1 2" in text
+
+
+def test_two_to_one_node_brings_back_single_node_mode():
+    plan = sizing.shrink_plan(1, {"vm-pool": {"size": 2, "type": 1}, "ec": {"size": 3, "type": 3}})
+    for who, option, value in sizing.SINGLE_NODE_SETTINGS:
+        assert ["config", "set", who, option, value] in plan
+    # size one needs mon_allow_pool_size_one, set first, and Ceph's confirmation flag
+    assert plan.index(["config", "set", "mon", "mon_allow_pool_size_one", "true"]) < \
+        plan.index(["osd", "pool", "set", "vm-pool", "size", "1", "--yes-i-really-mean-it"])
+    assert not any("ec" in c for c in plan)
+
+
+def test_the_active_manager_fails_over_first():
+    p = remove.plan("node3", "node1", docs("three-nodes", active="node3"))
+    assert p.finish[0] == ["mgr", "fail", "node3"]
+
+
+@pytest.mark.parametrize("node, here, pg, expect", [
+    ("node9", "node1", CLEAN, "no node named node9 in the cluster (nodes: node1, node2, node3)"),
+    ("node1", "node1", CLEAN, "node1 is this node"),
+    ("node2", "node1", {"num_pg_by_state": [{"name": "active+clean", "num": 30},
+                                           {"name": "active+undersized+degraded", "num": 3}], "num_pgs": 33},
+     "not every placement group is active+clean (30 active+clean, 3 active+undersized+degraded)"),
+])
+def test_refusals(node, here, pg, expect):
+    with pytest.raises(UserError) as e:
+        remove.plan(node, here, docs("three-nodes", pg_stat=pg))
+    assert expect in e.value.message and e.value.hint
+
+
+def test_the_last_host_with_osds_is_refused():
+    d = docs("one-node")
+    host = [n["name"] for n in d["osd_tree"]["nodes"] if n["type"] == "host"][0]
+    with pytest.raises(UserError) as e:
+        remove.plan(host, "elsewhere", d)
+    assert "only OSDs" in e.value.message
+
+
+class Runner:
+    def __init__(self, busy_polls: int):
+        self.calls: list[list[str]] = []
+        self.busy = busy_polls
+
+    def __call__(self, argv, check=True, timeout=None):
+        self.calls.append(argv[3:])
+        rc = 0
+        if argv[3:4] == ["osd"] and argv[4:5] == ["safe-to-destroy"]:
+            rc, self.busy = (16 if self.busy > 0 else 0), self.busy - 1
+        return subprocess.CompletedProcess(argv, rc, "", "")
+
+
+def test_drain_then_purge():
+    p = remove.plan("node2", "node1", docs("three-nodes"))
+    run, said = Runner(busy_polls=2), []
+    remove.execute(p, say=said.append, run=run, clock=lambda: 0, sleep=lambda s: None)
+    calls = run.calls
+    out = calls.index(["osd", "out", "1", "2"])
+    purge = calls.index(["osd", "purge", "1", "--yes-i-really-mean-it"])
+    assert calls.count(["osd", "safe-to-destroy", "1", "2"]) == 3 and out < purge
+    assert calls.index(["osd", "pool", "set", "vm-pool", "size", "2"]) < out
+    assert "node2 removed: 2 OSD(s) purged, its monitor removed" in said[-1]
+
+
+def test_a_drain_that_does_not_finish_puts_the_osds_back_and_removes_nothing():
+    p = remove.plan("node2", "node1", docs("three-nodes"))
+    run, t = Runner(busy_polls=10**6), iter(range(0, 10**6, 1000))
+    with pytest.raises(UserError) as e:
+        remove.execute(p, say=lambda s: None, run=run, clock=lambda: next(t), sleep=lambda s: None, timeout=5000)
+    assert "back in and nothing was removed" in e.value.message
+    assert run.calls[-1] == ["osd", "in", "1", "2"]
+    assert not any(c[:2] in (["osd", "purge"], ["mon", "remove"], ["osd", "crush"]) for c in run.calls)
