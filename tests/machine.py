@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import base64
 import ctypes
+import os
 import re
 import select
 import shutil
@@ -475,6 +476,22 @@ class Machine:
 
 
 @atexit.register
+def gone(pid: int, timeout: float = 20) -> bool:
+    """Has process pid exited (within timeout seconds)?"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie is gone too: it is only waiting for its (dead) parent's reaper.
+        stat = Path(f"/proc/{pid}/stat")
+        if stat.exists() and stat.read_text().split()[2] == "Z":
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def _kill_all() -> None:
     for m in list(_live):
         m.kill()

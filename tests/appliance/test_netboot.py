@@ -14,6 +14,7 @@ network, under OVMF, is node2 of test_scaleout.py.)
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 
@@ -129,6 +130,40 @@ def test_diskless_node_runs_in_ram_with_vm_disks_on_the_appliance(appliance, tmp
     node.succeed("rbd rm vm-pool/d1-disk0")
     leases = node.succeed("cat /var/lib/misc/dnsmasq.leases")
     assert client.mac(0) in leases, leases
+    (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")
+
+
+def test_a_root_published_from_the_repository_boots_a_client(appliance, netboot_dir, tmp_path):
+    """`hypercore repo publish NAME@vN --netboot` puts a menu entry; a client
+    boots that entry's kernel line (direct kernel boot of the same kernel and
+    initramfs the appliance serves; the PXE/iPXE path is the diskless test's)
+    and runs the published root from RAM."""
+    node = appliance.node
+    node.succeed("hypercore repo add liveroot /var/lib/hypercore/netboot/root.squashfs", timeout=900)
+    out = node.succeed("hypercore repo publish liveroot@v1 --netboot")
+    assert "1 published root" in out, out
+    menu = node.succeed("cat /var/lib/hypercore/netboot/menu.ipxe")
+    kernel_line = menu.split(":root-liveroot-v1\n", 1)[1].splitlines()[0].split(" || ")[0]
+    url = f"http://{SERVER}:8067/roots/liveroot@v1.squashfs"
+    assert f"hypercore.netroot={url}" in kernel_line, kernel_line
+    # `kernel URL initrd=initrd.img ARGS... BOOTIF=${...}`: the ARGS (BOOTIF is iPXE's to fill in).
+    args = [a for a in kernel_line.split()[2:] if not a.startswith(("initrd=", "BOOTIF="))]
+    # The kernel and initramfs the appliance serves, as this build made them.
+    local = {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in netboot_dir.iterdir() if p.is_file()}
+    kernel, initrd = (local[node.succeed(f"sha256sum < /var/lib/hypercore/netboot/{name}").split()[0]]
+                      for name in ("vmlinuz", "initrd.img"))
+    client = Machine(None, name="root-client", workdir=tmp_path / "client", firmware="bios", memory_mb=2048,
+                     nics=[appliance.client_nic()], kernel=kernel, initrd=initrd,
+                     append=" ".join(args))
+    t0 = time.monotonic()
+    with client:
+        client.wait_for_shell(timeout=900)
+        TIMES["published root: power-on to shell"] = time.monotonic() - t0
+        assert client.succeed("cat /run/hypercore/netroot.url").strip() == url
+        assert client.succeed("findmnt -n -o FSTYPE /").strip() == "overlay"
+    # Unpublished, the menu forgets it (a published version is held against prune: tests/repo).
+    node.succeed("hypercore repo publish liveroot@v1 --netboot --unpublish")
+    assert "root-liveroot-v1" not in node.succeed("cat /var/lib/hypercore/netboot/menu.ipxe")
     (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")
 
 

@@ -4,16 +4,14 @@ test_image_boots.py, on the machines booted there.)"""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.machine import Machine
+from tests.machine import Machine, gone
 
 pytestmark = pytest.mark.boot
 TOP = Path(__file__).resolve().parents[2]
@@ -30,21 +28,6 @@ with m:
         raise RuntimeError("a failing test")
     time.sleep(600)
 """
-
-
-def gone(pid: int, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        # A zombie is gone too: it is only waiting for its (dead) parent's reaper.
-        stat = Path(f"/proc/{pid}/stat")
-        if stat.exists() and stat.read_text().split()[2] == "Z":
-            return True
-        time.sleep(0.5)
-    return False
 
 
 @pytest.mark.parametrize("mode", ["raise", "sigkill"])

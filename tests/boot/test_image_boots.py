@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.boot.test_harness_cleanup import gone
+from tests.machine import gone
 from tests.machine import Machine, MachineError
 
 pytestmark = pytest.mark.boot
