@@ -13,6 +13,7 @@ import time
 
 import yaml
 
+from hypercore.cluster import token as tokmod
 from hypercore.errors import UserError
 from hypercore.run import run
 
@@ -176,11 +177,25 @@ def _root_login() -> dict:
         print("  give an SSH key or a password (or both): root never has an empty password")
 
 
+def _token_problem(text: str) -> str | None:
+    if not text:
+        return None
+    try:
+        tokmod.check_fresh(tokmod.decode(text), time.time())
+    except UserError as e:
+        return e.message
+    return None
+
+
 def _ceph() -> dict:
     mode = ask("Ceph: start a new cluster or join an existing one (new/join)", "new",
                lambda a: None if a in ("new", "join") else "answer new or join")
     if mode == "new":
         return {"mode": "new"}
+    token = ask("Join token (`hypercore cluster token` on a node of the cluster; "
+                "empty: give the monitors and the admin key instead)", "", _token_problem)
+    if token:
+        return {"mode": "join", "join": {"token": token}}
     host_re = _pattern("properties", "ceph", "properties", "mon_hosts", "items")
     mons = ask("Monitor addresses of the existing cluster (separated by spaces)", None,
                lambda a: None if a.split() and all(host_re.match(h) for h in a.replace(",", " ").split())

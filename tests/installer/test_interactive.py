@@ -132,6 +132,10 @@ def test_interactive_join_with_key_and_cancel(tmp_path):
     child.sendline("")
     expect(child, r"\(new/join\) \[new\]: ")
     child.sendline("join")
+    expect(child, r"Join token .*\[\]: |Join token .*: ")
+    child.sendline("bm90LWEtdG9rZW4")                     # base64 of "not-a-token"
+    expect(child, "join token")                           # the complaint names it; asked again
+    child.sendline("")                                    # empty: the monitors and the key instead
     expect(child, "Monitor addresses of the existing cluster")
     child.sendline("192.168.1.21 192.168.1.22:6789")
     expect(child, r"Cluster key \(ceph auth get-key client.admin\): ")
@@ -148,6 +152,39 @@ def test_interactive_join_with_key_and_cancel(tmp_path):
     child.close()
     assert child.exitstatus == 1
     assert "+ dd" not in child.before
+
+
+def test_interactive_join_with_a_token(tmp_path):
+    import time
+
+    from hypercore.cluster import token as tokmod
+    tok = tokmod.encode(tokmod.Token(fsid="6f1d2c3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f", mons=["192.168.1.21"],
+                                     entity="client.join-00aa11bb22cc", key="AQBvaBFZAAAAABAA9VHgwCg3rWn8fMaX8KL01A==",
+                                     expires=int(time.time()) + 3600))
+    expired = tokmod.encode(tokmod.Token(fsid="6f1d2c3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f", mons=["192.168.1.21"],
+                                         entity="client.join-00aa11bb22cc",
+                                         key="AQBvaBFZAAAAABAA9VHgwCg3rWn8fMaX8KL01A==", expires=1000))
+    saved = tmp_path / "answers.yaml"
+    child = spawn("interactive", "--machine", str(MACHINES / "twin-disks.json"), "--dry-run",
+                  "--save-answers", str(saved))
+    for prompt, answer in ((r"Hostname \[hypercore\]: ", "node2"), ("Target disk", "1"),
+                           ("Separate disks for the BTRFS data", "2"), ("Disks for Ceph OSDs", "3 4"),
+                           (r"Network: dhcp or static \[dhcp\]: ", ""), (r"Time zone \[UTC\]: ", ""),
+                           ("Root SSH public key", KEY), (r"Root password \(empty to skip\): ", ""),
+                           (r"\(new/join\) \[new\]: ", "join"), ("Join token", expired)):
+        expect(child, prompt)
+        child.sendline(answer)
+    expect(child, "the join token expired")
+    child.sendline(tok)
+    expect(child, r"Serve network boot")
+    child.sendline("no")
+    expect(child, r"Type the target disk's name \(sda\)")
+    child.sendline("sda")
+    child.expect(pexpect.EOF, timeout=60)
+    child.close()
+    doc = yaml.safe_load(saved.read_text())
+    assert doc["ceph"]["mode"] == "join" and doc["ceph"]["join"] == {"token": tok}, doc["ceph"]
+    assert "mon_hosts" not in doc["ceph"] and "key" not in doc["ceph"]
 
 
 def test_interactive_network_boot_for_clients(tmp_path):
