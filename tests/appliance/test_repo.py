@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.boot
 
-PEER_SSH = ("ssh -i /root/peer_key -o BatchMode=yes -o StrictHostKeyChecking=no "
+PEER_SSH = ("ssh -i /root/peer_key -o BatchMode=yes -o StrictHostKeyChecking=no -o LogLevel=ERROR "
             "-o UserKnownHostsFile=/dev/null root@127.0.0.1")
 
 
