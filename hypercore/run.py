@@ -60,6 +60,7 @@ PACKAGES = {
     "chpasswd": "passwd",
     "openssl": "openssl",
     "udevadm": "udev",
+    "chronyc": "chrony",
     "ip": "iproute2",
     "mount": "mount",
     "umount": "mount",

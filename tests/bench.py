@@ -75,7 +75,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cold", action="store_true", help="also time a build from an empty cache")
     ap.add_argument("--install", action="store_true",
-                    help="also run tests/appliance (install, VMs, netboot clients) and show their timings")
+                    help="also run tests/appliance (install, VMs, netboot clients, a second node joining, "
+                         "and with --heavy its failure and removal) and show their timings")
+    ap.add_argument("--heavy", action="store_true", help="with --install: the heavy multi-node cases too")
     args = ap.parse_args()
     rows: list[tuple[str, str, str]] = []
     if args.cold:
@@ -99,8 +101,8 @@ def main() -> int:
         print(f"# {firmware}: {analyze}", file=sys.stderr)
     if args.install:
         # The installed appliance and what runs against it: install, VMs, netboot clients.
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-s",
-                        str(TOP / "tests" / "appliance")], check=True, cwd=TOP)
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", str(TOP / "tests" / "appliance")]
+                       + (["--heavy"] if args.heavy else []), check=True, cwd=TOP)
         phases = json.loads((BUILD / "bench-install.json").read_text())
         for phase, seconds in phases.items():
             rows.append((f"USB install: {phase}", f"{seconds:.0f} s", ""))
@@ -108,6 +110,8 @@ def main() -> int:
         rows.append(("USB power-on to HEALTH_OK", f"{total:.0f} s", ""))
         for what, seconds in json.loads((BUILD / "bench-netboot.json").read_text()).items():
             rows.append((f"netboot client, {what}", f"{seconds:.1f} s", ""))
+        for what, seconds in json.loads((BUILD / "bench-scaleout.json").read_text()).items():
+            rows.append((f"scale out, {what}", f"{seconds:.0f} s", ""))
     print("| measure | value | target |\n|---|---|---|")
     for name, value, target in rows:
         print(f"| {name} | {value} | {target} |")

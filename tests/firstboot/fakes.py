@@ -65,6 +65,7 @@ class FakeCluster(Host):
         self.mons = ["node0"]                 # the other nodes' monitors
         self.namesake = False                 # another machine called node1 has OSDs in the cluster
         self.deleted: list[str] = []          # `ceph auth rm` entities
+        self.clock_polls_unsynced = 0         # `chronyc tracking` answers before the clock follows a monitor
 
     # --- the Host interface ------------------------------------------------
     def run(self, argv, *, input=None, ok=(0,), secret=False, env=None, timeout=None):
@@ -137,6 +138,11 @@ class FakeCluster(Host):
             return 0, ""
         if cmd == "agetty":
             return 0, ""
+        if cmd == "chronyc":
+            if self.clock_polls_unsynced > 0:
+                self.clock_polls_unsynced -= 1
+                return 0, "7F7F0101,127.127.1.1,10,1700000000.0,-372.500000,0,0,0,0,0,0,0,0,Normal\n"
+            return 0, "0A00020A,10.0.2.10,11,1700000000.0,0.000120,0,0,0,0,0,0,0,64.0,Normal\n"
         if cmd == "ceph":
             return self.ceph(argv[1:])
         raise AssertionError(f"unexpected command {argv}")

@@ -4,6 +4,8 @@ single-node decisions undone."""
 from __future__ import annotations
 
 import os
+
+import pytest
 import stat
 
 from tests.firstboot.conftest import JOIN_KEY
@@ -113,7 +115,7 @@ def test_a_failing_key_fetch_shows_no_key(join_node):
     join_node.host.auth_get_fails = True
     rc, out = join_node.run()
     assert rc == 1
-    assert "FAILED at step 3/11 join-cluster" in out and "exited 13" in out
+    assert "FAILED at step 4/12 join-cluster" in out and "exited 13" in out
     assert "AQBvaBFZ" not in out
     assert "AQBvaBFZ" not in join_node.file("var/lib/hypercore/firstboot/failure.json").read_text()
 
@@ -227,3 +229,45 @@ def test_a_refused_token_creates_no_osd_and_resumes_with_a_new_one(tmp_path, mon
     assert [name for name, _ in node.host.identities if name.startswith("client.join-")][-1] == new.entity
     assert node.host.deleted == [new.entity]
     assert not node.file(f"etc/ceph/ceph.{ENTITY}.keyring").exists()
+
+
+# --- clocks -------------------------------------------------------------------
+
+from hypercore_installer.firstboot import steps_time  # noqa: E402
+
+
+def test_every_node_serves_time_and_a_joining_one_follows_the_monitors(join_node, tmp_path):
+    from tests.firstboot.conftest import ANSWERS_NEW, Node
+    new_node = Node(tmp_path / "new", ANSWERS_NEW)
+    rc, out = join_node.run()
+    assert rc == 0, out
+    assert "allow\nlocal stratum 10\n" in join_node.file("etc/chrony/conf.d/hypercore.conf").read_text()
+    src = join_node.file("etc/chrony/sources.d/hypercore-monitors.sources").read_text()
+    assert "server 10.0.2.10 iburst\nserver 10.0.2.11 iburst\n" in src
+    assert "this clock follows 10.0.2.10 (NTP)" in out
+    # The clock is checked before the cluster hears of this node.
+    calls = [" ".join(c) for c in join_node.host.calls]
+    first_chrony = next(i for i, c in enumerate(calls) if c.startswith("chronyc"))
+    first_ceph = next(i for i, c in enumerate(calls) if c.startswith("ceph "))
+    assert first_chrony < first_ceph
+    rc, out = new_node.run()
+    assert rc == 0, out
+    assert new_node.file("etc/chrony/conf.d/hypercore.conf").exists()
+    assert not new_node.file("etc/chrony/sources.d/hypercore-monitors.sources").exists()
+
+
+def test_a_clock_that_does_not_follow_stops_the_join_before_the_cluster(join_node):
+    join_node.host.clock_polls_unsynced = 10**6
+    rc, out = join_node.run()
+    assert rc == 1
+    line = [x for x in out.splitlines() if "FAILED" in x][0]
+    assert "step 3/12 time" in line and "does not follow the monitors (10.0.2.10, 10.0.2.11)" in line
+    assert "offset -372.500 s" in line and "UDP port 123" in line
+    assert not any(c[0] == "ceph" for c in join_node.host.calls)
+
+
+@pytest.mark.parametrize("mon, host", [("10.0.2.15", "10.0.2.15"), ("10.0.2.15:6789", "10.0.2.15"),
+                                       ("[fd00::1]:3300", "fd00::1"), ("fd00::1", "fd00::1"),
+                                       ("mon1.example", "mon1.example")])
+def test_monitor_addresses_as_ntp_servers(mon, host):
+    assert steps_time.host_of(mon) == host

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hypercore.errors import UserError
 from hypercore.run import CommandError
 
-from . import report, steps_join, steps_netboot, steps_new, steps_osd, steps_repo
+from . import report, steps_join, steps_netboot, steps_new, steps_osd, steps_repo, steps_time
 from .context import Context
 
 RETRY = "systemctl restart hypercore-firstboot"
@@ -33,8 +33,11 @@ NETBOOT = Step("netboot", "serve network boot to clients (answers `netboot`)", s
 REPO = Step("repo", "golden-image replication: repo.yaml, this node's key, the peers' keys (answers `repo`)",
             steps_repo.setup_repo)
 REPORT = Step("report", "write the ready report", report.write_report)
+TIME = Step("time", "one time for the cluster: serve NTP; a joining node follows the monitors' clocks",
+            steps_time.sync_time)
 
 NEW = [*COMMON_START,
+       TIME,
        Step("ceph-conf", "write /etc/ceph/ceph.conf", steps_new.write_conf),
        Step("keyrings", "make the cephx keys and keyrings", steps_new.make_keyrings),
        Step("mon-store", "make the monitor's map and store", steps_new.make_mon_store),
@@ -51,6 +54,7 @@ NEW = [*COMMON_START,
 
 JOIN = [*COMMON_START,
         Step("join-conf", "check the join token, write ceph.conf and the key", steps_join.write_join_conf),
+        TIME,
         Step("join-cluster", "reach the monitors, fetch the admin and OSD bootstrap keys", steps_join.contact_cluster),
         Step("join-mon", "a monitor here while the cluster has fewer than three", steps_join.add_mon),
         Step("join-mgr", "a standby manager here", steps_join.add_mgr),

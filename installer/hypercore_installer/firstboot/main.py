@@ -16,9 +16,9 @@ from .host import Host
 from .journal import Journal
 from .paths import Paths
 
-TOOLS = {"new": ("ip", "lsblk", "systemctl", "ceph", "monmaptool", "ceph-mon", "ceph-mgr",
+TOOLS = {"new": ("ip", "lsblk", "systemctl", "chronyc", "ceph", "monmaptool", "ceph-mon", "ceph-mgr",
                  "ceph-volume", "rbd"),
-         "join": ("ip", "lsblk", "systemctl", "ceph", "ceph-mon", "ceph-mgr", "ceph-volume")}
+         "join": ("ip", "lsblk", "systemctl", "chronyc", "ceph", "ceph-mon", "ceph-mgr", "ceph-volume")}
 
 
 def _record(paths: Paths) -> dict | None:

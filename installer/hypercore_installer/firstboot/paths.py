@@ -41,6 +41,15 @@ class Paths:
         """Held while a bootstrap runs: the unit and a run by hand never overlap."""
         return self._p("/run/lock/hypercore-firstboot.lock")
 
+    # Time (steps_time).
+    @property
+    def chrony_server_conf(self) -> str:
+        return self._p("/etc/chrony/conf.d/hypercore.conf")
+
+    @property
+    def chrony_sources(self) -> str:
+        return self._p("/etc/chrony/sources.d/hypercore-monitors.sources")
+
     # Ceph.
     @property
     def ceph_conf(self) -> str:

@@ -1,0 +1,89 @@
+"""Clocks. Ceph's monitors warn above 0.05 s of difference (MON_CLOCK_SKEW)
+and cephx refuses a node whose clock is minutes off, so the nodes of a
+cluster keep one time: every node serves NTP (chrony) to the others -- also
+when the site has no NTP server (local stratum 10) -- and a joining node
+takes its time from the cluster's monitors before it adds anything. With an
+NTP server upstream (Debian's pool, or DHCP's) the first node follows it and
+the others follow the first."""
+
+from __future__ import annotations
+
+import os
+
+from hypercore.errors import UserError
+
+from .context import Context
+
+MAX_OFFSET = 0.5        # seconds: what is left after chrony's first step
+SYNC_TIMEOUT = 180
+
+
+def server_conf() -> str:
+    return ("# Written by hypercore-install firstboot: the other Hypercore nodes (and anyone who can\n"
+            "# reach this node) may set their clocks from it; Ceph's monitors need agreeing clocks.\n"
+            "# It serves its own time when it has no NTP server itself.\n"
+            "allow\n"
+            "local stratum 10\n")
+
+
+def host_of(mon: str) -> str:
+    """10.0.2.15:6789 -> 10.0.2.15, [fd00::1]:3300 -> fd00::1, host.example -> host.example"""
+    if mon.startswith("["):
+        return mon[1:].split("]", 1)[0]
+    return mon.rsplit(":", 1)[0] if mon.count(":") == 1 else mon
+
+
+def sources(mons: list[str]) -> str:
+    return ("# Written by hypercore-install firstboot (ceph.mode: join): the cluster's monitors.\n"
+            + "".join(f"server {host_of(m)} iburst\n" for m in mons))
+
+
+def tracking(csv: str) -> tuple[str, float, str] | None:
+    """(reference address, system clock offset in s, leap status) from `chronyc -c tracking`."""
+    fields = csv.strip().split(",")
+    if len(fields) < 14:
+        return None
+    try:
+        return fields[1], float(fields[4]), fields[13]
+    except ValueError:
+        return None
+
+
+def _write(ctx: Context, path: str, text: str) -> None:
+    ctx.host.makedirs(os.path.dirname(path), 0o755)
+    ctx.host.write_file(path, text, 0o644)
+
+
+def sync_time(ctx: Context) -> None:
+    """Serve the time; when joining, follow the monitors first and wait until
+    this clock agrees with theirs (else stop, before the cluster sees us)."""
+    _write(ctx, ctx.paths.chrony_server_conf, server_conf())
+    if ctx.facts.get("mode") != "join":
+        ctx.host.run(["systemctl", "restart", "chrony.service"])
+        ctx.say("    this node serves NTP to the other nodes (chrony, local stratum 10 without upstream)")
+        return
+    from .steps_join import join_token
+    tok = join_token(ctx)
+    mons = tok.mons if tok else ctx.answers["ceph"]["mon_hosts"]
+    _write(ctx, ctx.paths.chrony_sources, sources(mons))
+    ctx.host.run(["systemctl", "restart", "chrony.service"])  # anew: its first updates may step the clock
+    wanted = {host_of(m) for m in mons}
+
+    def probe():
+        got = tracking(ctx.host.run(["chronyc", "-c", "-n", "tracking"], ok=range(0, 256)).stdout or "")
+        if not got:
+            return None, "chronyd does not answer"
+        ref, offset, leap = got
+        synced = ref in wanted and leap == "Normal" and abs(offset) < MAX_OFFSET
+        return (ref if synced else None), f"reference {ref or 'none'}, offset {offset:+.3f} s, {leap}"
+
+    try:
+        ref = ctx.wait("this clock to follow the monitors' (NTP)", probe, timeout=SYNC_TIMEOUT, interval=5,
+                       hint="")
+    except UserError as e:
+        raise UserError(f"this node's clock does not follow the monitors ({', '.join(sorted(wanted))}): "
+                        f"{e.message.split(': ', 1)[-1]}",
+                        hint="check that the monitors' nodes answer NTP (UDP port 123; chronyc sources -v); "
+                             "a clock hours off: set it (date -s) and run `systemctl restart hypercore-firstboot`"
+                        ) from None
+    ctx.say(f"    this clock follows {ref} (NTP)")
