@@ -16,7 +16,9 @@ bootstrap, which resumes: node2 runs a monitor, a standby manager and an
 OSD, the pools go to two copies on different hosts, HEALTH_OK.
 
 These tests run after every other test of the package (conftest orders
-them last): from here on node1's cluster needs both monitors.
+them last): from here on node1's cluster needs both monitors. The last two
+(node2 killed hard and back; node2 removed) are marked heavy: CI's time
+budget leaves them to `./tools/run-tests --heavy`.
 """
 
 from __future__ import annotations
@@ -208,6 +210,7 @@ def test_an_image_added_on_node1_reaches_node2_and_a_vm_boots_from_it(cluster):
     assert "node1" in peers and "reachable" in peers and "bootable: v1" in peers, peers
 
 
+@pytest.mark.heavy
 def test_a_node_killed_hard_comes_back_and_the_cluster_heals(cluster):
     node1, node2, _ = cluster
     want = node1.succeed("sha256sum < /root/xfer").split()[0]
@@ -224,6 +227,7 @@ def test_a_node_killed_hard_comes_back_and_the_cluster_heals(cluster):
     assert node1.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
 
 
+@pytest.mark.heavy
 def test_removing_node2_drains_it_and_keeps_the_data(cluster):
     node1, node2, _ = cluster
     want = node1.succeed("sha256sum < /root/xfer").split()[0]
