@@ -475,7 +475,6 @@ class Machine:
         return "\n".join(parts)
 
 
-@atexit.register
 def gone(pid: int, timeout: float = 20) -> bool:
     """Has process pid exited (within timeout seconds)?"""
     deadline = time.monotonic() + timeout
@@ -492,6 +491,7 @@ def gone(pid: int, timeout: float = 20) -> bool:
     return False
 
 
+@atexit.register
 def _kill_all() -> None:
     for m in list(_live):
         m.kill()

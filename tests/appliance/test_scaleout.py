@@ -216,7 +216,7 @@ def test_a_node_killed_hard_comes_back_and_the_cluster_heals(cluster):
     want = node1.succeed("sha256sum < /root/xfer").split()[0]
     node2.kill()
     # Two monitors: without node2 there is no quorum, so nothing can change meanwhile.
-    node1.wait_until_succeeds("! timeout 60 ceph --connect-timeout 30 health", timeout=300, interval=5)
+    node1.wait_until_succeeds("! timeout 60 ceph --connect-timeout 30 health", timeout=300, interval=20)
     t0 = time.monotonic()
     node2.start()
     node2.wait_for_shell(timeout=900)
