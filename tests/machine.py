@@ -214,6 +214,9 @@ class Machine:
         if self.process is not None and self.process.isalive():
             return self
         self._prepare()
+        # A restart (after kill()): the old QEMU's sockets must not be mistaken for the new one's.
+        for sock in (self.shell_socket, self.qmp_socket):
+            sock.unlink(missing_ok=True)
         self.console_log.write_text("")
         argv = self.qemu_argv()
         (self.workdir / "qemu-argv.txt").write_text("\n".join(argv) + "\n")

@@ -54,3 +54,18 @@ def test_qemu_that_cannot_start_is_reported_with_its_error(image, tmp_path):
         m.kill()
     assert "'no-such-device' is not a valid device model name" in str(e.value)
     assert "QEMU running: False" in str(e.value)
+
+
+def test_a_killed_machine_starts_again(image, tmp_path):
+    """What a hard power-off test does: kill(), then start() the same machine
+    (same disks): the new QEMU's shell socket, not the dead one's, is used."""
+    m = Machine(image, name="restart", workdir=tmp_path / "m")
+    try:
+        m.start()
+        first = m.process.pid
+        m.kill()
+        assert gone(first)
+        m.start()                     # connects to the new shell socket at once (raises if it cannot)
+        assert m.is_running() and m.process.pid != first
+    finally:
+        m.kill()
