@@ -10,8 +10,9 @@ the last monitor, a cluster whose placement groups are not all active+clean
 2. mark the node's OSDs out, so Ceph copies their data elsewhere (drain);
 3. wait until `ceph osd safe-to-destroy` says no data needs them -- on a
    time-out they are marked in again and nothing else changed;
-4. purge the OSDs, remove the host from the CRUSH map, its monitor from
-   the monitor map, and its manager's key.
+4. purge the OSDs (each marked down first: a node that still runs its
+   daemon would keep it up), remove the host from the CRUSH map, its monitor
+   from the monitor map, and its manager's key.
 
 The node's own disks and daemons are not touched (it may be powered off):
 reinstall it, or wipe it, before it joins again."""
@@ -114,6 +115,28 @@ def gather(run=run_cmd) -> dict:
     return docs
 
 
+EBUSY = 16
+PURGE_TRIES = 10
+
+
+def _purge(run, osd: str, sleep) -> None:
+    """Ceph purges only a down OSD. The node may still run it (its daemons
+    are not ours to stop from here): mark it down and purge at once, again
+    while the daemon reports back up (EBUSY)."""
+    argv = ["ceph", "--connect-timeout", "30", "osd", "purge", osd, "--yes-i-really-mean-it"]
+    for _ in range(PURGE_TRIES):
+        run(["ceph", "--connect-timeout", "30", "osd", "down", osd], timeout=120)
+        proc = run(argv, check=False, timeout=120)
+        if proc.returncode == 0:
+            return
+        if proc.returncode != EBUSY:
+            raise CommandError(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
+        sleep(2)
+    raise UserError(f"osd.{osd} keeps coming back up, so Ceph will not purge it (its data has moved already)",
+                    hint=f"stop it on its node (systemctl stop ceph-osd@{osd}) or power the node off, "
+                         "then run this again")
+
+
 def execute(p: Plan, say=print, run=run_cmd, clock=time.monotonic, sleep=time.sleep,
             timeout: float = DRAIN_TIMEOUT) -> None:
     for argv in p.shrink:
@@ -132,6 +155,9 @@ def execute(p: Plan, say=print, run=run_cmd, clock=time.monotonic, sleep=time.sl
                                 hint="see `ceph -s` (space on the other hosts?), then run this again")
             sleep(15)
     for argv in p.finish:
+        if argv[:2] == ["osd", "purge"]:
+            _purge(run, argv[2], sleep)
+            continue
         run(["ceph", "--connect-timeout", "30", *argv], timeout=120,
             check=argv[:2] != ["auth", "rm"] and argv[:2] != ["mgr", "fail"])
     say(f"{p.node} removed: {len(ids)} OSD(s) purged" + (", its monitor removed" if p.mon else "")

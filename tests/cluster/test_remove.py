@@ -70,15 +70,18 @@ def test_the_last_host_with_osds_is_refused():
 
 
 class Runner:
-    def __init__(self, busy_polls: int):
+    def __init__(self, busy_polls: int, up_again: int = 0):
         self.calls: list[list[str]] = []
         self.busy = busy_polls
+        self.up_again = up_again       # purges refused (EBUSY: the daemon came back up)
 
     def __call__(self, argv, check=True, timeout=None):
         self.calls.append(argv[3:])
         rc = 0
-        if argv[3:4] == ["osd"] and argv[4:5] == ["safe-to-destroy"]:
+        if argv[3:5] == ["osd", "safe-to-destroy"]:
             rc, self.busy = (16 if self.busy > 0 else 0), self.busy - 1
+        if argv[3:5] == ["osd", "purge"] and self.up_again > 0:
+            rc, self.up_again = 16, self.up_again - 1
         return subprocess.CompletedProcess(argv, rc, "", "")
 
 
@@ -102,3 +105,20 @@ def test_a_drain_that_does_not_finish_puts_the_osds_back_and_removes_nothing():
     assert "back in and nothing was removed" in e.value.message
     assert run.calls[-1] == ["osd", "in", "1", "2"]
     assert not any(c[:2] in (["osd", "purge"], ["mon", "remove"], ["osd", "crush"]) for c in run.calls)
+
+
+def test_a_running_osd_is_marked_down_before_each_purge():
+    p = remove.plan("node3", "node1", docs("three-nodes"))
+    run = Runner(busy_polls=0, up_again=2)
+    remove.execute(p, say=lambda s: None, run=run, clock=lambda: 0, sleep=lambda s: None)
+    tries = [c for c in run.calls if c[:2] in (["osd", "down"], ["osd", "purge"])]
+    assert tries == [["osd", "down", "3"], ["osd", "purge", "3", "--yes-i-really-mean-it"]] * 3
+
+
+def test_an_osd_that_stays_up_is_not_purged_and_says_how_to_stop_it():
+    p = remove.plan("node3", "node1", docs("three-nodes"))
+    run = Runner(busy_polls=0, up_again=10**6)
+    with pytest.raises(UserError) as e:
+        remove.execute(p, say=lambda s: None, run=run, clock=lambda: 0, sleep=lambda s: None)
+    assert "keeps coming back up" in e.value.message and "ceph-osd@3" in e.value.hint
+    assert not any(c[:2] in (["mon", "remove"], ["osd", "crush"]) for c in run.calls)
