@@ -19,14 +19,13 @@ reinstall it, or wipe it, before it joins again."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
 from hypercore.errors import UserError
 from hypercore.run import CommandError, run as run_cmd
 
-from . import sizing
+from . import sizing, status
 
 DRAIN_TIMEOUT = 3600
 QUERIES = {"osd_tree": ["osd", "tree"], "mon_dump": ["mon", "dump"], "pools": ["osd", "pool", "ls", "detail"],
@@ -100,19 +99,12 @@ def plan(node: str, here: str, docs: dict) -> Plan:
     return Plan(node, hosts.get(node, []), node in mons, sizing.shrink_plan(len(staying), pools), finish)
 
 
-def _ceph(run, *args: str, timeout: float = 120):
-    return run(["ceph", "--connect-timeout", "30", *args], timeout=timeout)
+def _ceph(run, *args: str, check: bool = True):
+    return run(["ceph", "--connect-timeout", "30", *args], timeout=120, check=check)
 
 
 def gather(run=run_cmd) -> dict:
-    docs = {}
-    for name, args in QUERIES.items():
-        out = _ceph(run, *args, "-f", "json").stdout
-        try:
-            docs[name] = json.loads(out or "null")
-        except ValueError:
-            raise CommandError(["ceph", *args], 0, "", "the ceph CLI printed something that is not JSON") from None
-    return docs
+    return status.gather(run, QUERIES)
 
 
 EBUSY = 16
@@ -123,14 +115,13 @@ def _purge(run, osd: str, sleep) -> None:
     """Ceph purges only a down OSD. The node may still run it (its daemons
     are not ours to stop from here): mark it down and purge at once, again
     while the daemon reports back up (EBUSY)."""
-    argv = ["ceph", "--connect-timeout", "30", "osd", "purge", osd, "--yes-i-really-mean-it"]
     for _ in range(PURGE_TRIES):
-        run(["ceph", "--connect-timeout", "30", "osd", "down", osd], timeout=120)
-        proc = run(argv, check=False, timeout=120)
+        _ceph(run, "osd", "down", osd)
+        proc = _ceph(run, "osd", "purge", osd, "--yes-i-really-mean-it", check=False)
         if proc.returncode == 0:
             return
         if proc.returncode != EBUSY:
-            raise CommandError(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
+            raise CommandError(proc.args, proc.returncode, proc.stdout or "", proc.stderr or "")
         sleep(2)
     raise UserError(f"osd.{osd} keeps coming back up, so Ceph will not purge it (its data has moved already)",
                     hint=f"stop it on its node (systemctl stop ceph-osd@{osd}) or power the node off, "
@@ -146,8 +137,7 @@ def execute(p: Plan, say=print, run=run_cmd, clock=time.monotonic, sleep=time.sl
         _ceph(run, "osd", "out", *ids)
         say(f"draining osd.{', osd.'.join(ids)} ...")
         deadline = clock() + timeout
-        while run(["ceph", "--connect-timeout", "30", "osd", "safe-to-destroy", *ids],
-                  check=False, timeout=120).returncode != 0:
+        while _ceph(run, "osd", "safe-to-destroy", *ids, check=False).returncode != 0:
             if clock() >= deadline:
                 _ceph(run, "osd", "in", *ids)
                 raise UserError(f"the data on {p.node}'s OSDs did not move elsewhere within {timeout:.0f} s; "
@@ -158,7 +148,6 @@ def execute(p: Plan, say=print, run=run_cmd, clock=time.monotonic, sleep=time.sl
         if argv[:2] == ["osd", "purge"]:
             _purge(run, argv[2], sleep)
             continue
-        run(["ceph", "--connect-timeout", "30", *argv], timeout=120,
-            check=argv[:2] != ["auth", "rm"] and argv[:2] != ["mgr", "fail"])
+        _ceph(run, *argv, check=argv[:2] not in (["auth", "rm"], ["mgr", "fail"]))
     say(f"{p.node} removed: {len(ids)} OSD(s) purged" + (", its monitor removed" if p.mon else "")
         + ". Power it off, or reinstall it before it joins again.")

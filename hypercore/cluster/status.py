@@ -12,9 +12,10 @@ QUERIES = {"osd_tree": ["osd", "tree"], "mon_dump": ["mon", "dump"],
            "pools": ["osd", "pool", "ls", "detail"], "health": ["health", "detail"]}
 
 
-def gather(run=run_cmd) -> dict:
+def gather(run=run_cmd, queries: dict[str, list[str]] = QUERIES) -> dict:
+    """{name: the JSON answer of `ceph ARGS -f json`} for each of queries."""
     docs = {}
-    for name, args in QUERIES.items():
+    for name, args in queries.items():
         argv = ["ceph", "--connect-timeout", "20", *args, "-f", "json"]
         out = run(argv, timeout=90).stdout
         try:

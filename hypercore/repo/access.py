@@ -89,10 +89,10 @@ def key_lines(text: str) -> list[tuple[str, str]]:
     """(type, blob) of every key an authorized_keys text holds, in order."""
     out = []
     for line in text.splitlines():
-        for word_index, word in enumerate(line.split()):
-            if word in KEY_TYPES and word_index + 1 < len(line.split()):
-                out.append((word, line.split()[word_index + 1]))
-                break
+        words = line.split()
+        kind = next((i for i, w in enumerate(words[:-1]) if w in KEY_TYPES), None)
+        if kind is not None:
+            out.append((words[kind], words[kind + 1]))
     return out
 
 

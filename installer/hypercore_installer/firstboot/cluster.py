@@ -84,6 +84,11 @@ def health(doc: dict | None) -> tuple[str, dict[str, str]]:
     return doc.get("status", "unknown"), checks
 
 
+def mon_names(mon_dump: dict | None) -> list[str]:
+    """The monitors' names, from `ceph mon dump`."""
+    return [m.get("name") for m in (mon_dump or {}).get("mons") or []]
+
+
 def hosts_with_osds(osd_tree: dict | None) -> list[str]:
     """Names of the CRUSH host buckets that hold at least one OSD."""
     nodes = (osd_tree or {}).get("nodes") or []

@@ -24,7 +24,7 @@ from hypercore.cluster.sizing import HOST_RULE, grow_plan
 from hypercore.errors import UserError
 
 from . import render, steps_new
-from .cluster import hosts_with_osds, pools
+from .cluster import hosts_with_osds, mon_names, pools
 from .context import Context
 
 MAX_MONS = 3  # a joining node runs a monitor while the cluster has fewer
@@ -34,6 +34,12 @@ def join_token(ctx: Context) -> tokmod.Token | None:
     """The answers' join token, decoded (None: the old mon_hosts + key way)."""
     text = (ctx.answers["ceph"].get("join") or {}).get("token")
     return tokmod.decode(text) if text else None
+
+
+def join_mons(ctx: Context) -> list[str]:
+    """The monitors the answers name: the token's, or ceph.mon_hosts."""
+    tok = join_token(ctx)
+    return tok.mons if tok else ctx.answers["ceph"]["mon_hosts"]
 
 
 def _where(ctx: Context) -> str:
@@ -77,7 +83,7 @@ def _admin_from_token(ctx: Context, tok: tokmod.Token) -> None:
 def _refuse_a_namesake(ctx: Context) -> None:
     """A node of this name already in the cluster (not from an earlier run of
     this join) is refused before anything is added."""
-    mons = [m.get("name") for m in (ctx.ceph.json("mon", "dump") or {}).get("mons") or []]
+    mons = mon_names(ctx.ceph.json("mon", "dump"))
     hosts = hosts_with_osds(ctx.ceph.json("osd", "tree"))
     ours = ctx.host.exists(ctx.paths.mon_dir(ctx.name)) or bool(ctx.facts.get("osds"))
     if not ours and (ctx.name in mons or ctx.name in hosts):
@@ -98,7 +104,7 @@ def contact_cluster(ctx: Context) -> None:
         # A rerun after a refusal, with a new token in the answers: its key replaces the old one.
         ctx.host.remove(ctx.paths.client_keyring(f["ceph_name"]))
         write_join_conf(ctx)
-    mons = ", ".join(tok.mons if tok else ctx.answers["ceph"]["mon_hosts"])
+    mons = ", ".join(join_mons(ctx))
     try:
         fsid = ctx.ceph.json("fsid")["fsid"]
     except Exception as e:
@@ -116,7 +122,7 @@ def contact_cluster(ctx: Context) -> None:
     if tok and f.get("ceph_name"):
         _admin_from_token(ctx, tok)
     _refuse_a_namesake(ctx)
-    _write_conf(ctx, tok.mons if tok else ctx.answers["ceph"]["mon_hosts"])
+    _write_conf(ctx, join_mons(ctx))
     text = ctx.ceph.call("auth", "get", "client.bootstrap-osd", secret=True).stdout
     if "client.bootstrap-osd" not in render.parse_keyring(text):
         raise UserError("the cluster returned no client.bootstrap-osd key",
@@ -135,16 +141,13 @@ def add_mon(ctx: Context) -> None:
     made from the cluster's monmap and mon. key (ceph-mon --mkfs as user
     ceph), started; it joins the quorum by itself at its address in
     public_network. Then ceph.conf names every monitor."""
-    p, name, ceph = ctx.paths, ctx.name, ctx.ceph
-    done = os.path.join(p.mon_dir(name), "done")
-    names = [m.get("name") for m in (ceph.json("mon", "dump") or {}).get("mons") or []]
-    if not ctx.host.exists(done):
-        if len(names) >= MAX_MONS:
-            ctx.say(f"    the cluster has {len(names)} monitors ({', '.join(names)}): none on this node")
-            return
-        if ctx.host.exists(p.mon_dir(name)):
-            ctx.say(f"    removing the incomplete monitor store {p.mon_dir(name)} (an earlier run stopped in it)")
-            ctx.host.rmtree(p.mon_dir(name))
+    p, ceph = ctx.paths, ctx.ceph
+    names = mon_names(ceph.json("mon", "dump"))
+    if not steps_new.mon_store_done(ctx) and len(names) >= MAX_MONS:
+        ctx.say(f"    the cluster has {len(names)} monitors ({', '.join(names)}): none on this node")
+        return
+
+    def seed():
         ctx.host.makedirs(p.ceph_tmp, 0o755)
         ctx.host.chown(p.ceph_tmp, "ceph")
         ctx.host.write_file(p.mon_seed_keyring, ceph.call("auth", "get", "mon.", secret=True).stdout, 0o600,
@@ -152,31 +155,20 @@ def add_mon(ctx: Context) -> None:
         ctx.host.chown(p.mon_seed_keyring, "ceph")
         ceph.call("mon", "getmap", "-o", p.monmap)
         ctx.host.chown(p.monmap, "ceph")
-        ctx.host.makedirs(p.mon_dir(name), 0o750)
-        ctx.host.chown(p.mon_dir(name), "ceph")
-        ctx.host.run(["ceph-mon", "--cluster", "ceph", "--mkfs", "-i", name, "--monmap", p.monmap,
-                      "--keyring", p.mon_seed_keyring, "--setuser", "ceph", "--setgroup", "ceph"], timeout=300)
-        ctx.host.write_file(done, "", 0o644)
-        ctx.host.chown(done, "ceph")
-    ctx.host.remove(p.mon_seed_keyring)
-    ctx.host.remove(p.monmap)
+
+    steps_new.mkfs_mon(ctx, seed)
     steps_new.start_mon(ctx)
     dump = ceph.json("mon", "dump")
     _write_conf(ctx, mon_addresses(dump))
-    ctx.say(f"    monitors now: {', '.join(m.get('name', '?') for m in dump.get('mons') or [])}")
+    ctx.say(f"    monitors now: {', '.join(mon_names(dump))}")
 
 
 def add_mgr(ctx: Context) -> None:
     """A standby manager here (the cluster's active one stays where it is)."""
-    d, name = ctx.paths.mgr_dir(ctx.name), ctx.name
-    keyring = os.path.join(d, "keyring")
-    if not ctx.host.exists(keyring):
+    if not ctx.host.exists(os.path.join(ctx.paths.mgr_dir(ctx.name), "keyring")):
         caps = [x for svc, cap in sorted(render.MGR_CAPS.items()) for x in (svc, cap)]
-        text = ctx.ceph.call("auth", "get-or-create", f"mgr.{name}", *caps, secret=True).stdout
-        ctx.host.makedirs(d, 0o750)
-        ctx.host.chown(d, "ceph")
-        ctx.host.write_file(keyring, text, 0o600, secret=True)
-        ctx.host.chown(keyring, "ceph")
+        steps_new.write_mgr_keyring(ctx, ctx.ceph.call("auth", "get-or-create", f"mgr.{ctx.name}", *caps,
+                                                       secret=True).stdout)
     steps_new.start_mgr(ctx)
 
 

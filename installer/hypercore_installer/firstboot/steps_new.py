@@ -76,7 +76,7 @@ def write_conf(ctx: Context) -> None:
                         0o644)
 
 
-def _mon_store_done(ctx: Context) -> bool:
+def mon_store_done(ctx: Context) -> bool:
     return ctx.host.exists(os.path.join(ctx.paths.mon_dir(ctx.name), "done"))
 
 
@@ -106,34 +106,36 @@ def make_keyrings(ctx: Context) -> None:
     ctx.host.write_file(p.admin_keyring, ring("client.admin"), 0o600, secret=True)
     ctx.host.makedirs(os.path.dirname(p.bootstrap_osd_keyring), 0o755)
     ctx.host.write_file(p.bootstrap_osd_keyring, ring("client.bootstrap-osd"), 0o600, secret=True)
-    mgr = p.mgr_dir(name)
-    ctx.host.makedirs(mgr, 0o750)
-    ctx.host.chown(mgr, "ceph")
-    ctx.host.write_file(os.path.join(mgr, "keyring"), ring(f"mgr.{name}"), 0o600, secret=True)
-    ctx.host.chown(os.path.join(mgr, "keyring"), "ceph")
-    if not _mon_store_done(ctx):
+    write_mgr_keyring(ctx, ring(f"mgr.{name}"))
+    if not mon_store_done(ctx):
         # ceph-mon --mkfs imports these into the new store's auth database.
         ctx.host.write_file(p.mon_seed_keyring, ring(*entities), 0o600, secret=True)
         ctx.host.chown(p.mon_seed_keyring, "ceph")
 
 
+def write_mgr_keyring(ctx: Context, text: str) -> None:
+    """The manager's keyring in its data directory, both owned by ceph (0750, 0600)."""
+    d = ctx.paths.mgr_dir(ctx.name)
+    ctx.host.makedirs(d, 0o750)
+    ctx.host.chown(d, "ceph")
+    ctx.host.write_file(os.path.join(d, "keyring"), text, 0o600, secret=True)
+    ctx.host.chown(os.path.join(d, "keyring"), "ceph")
+
+
 # --- monitor ------------------------------------------------------------------
 
-def make_mon_store(ctx: Context) -> None:
-    """monmaptool --create --addv (msgr2 and v1), ceph-mon --mkfs as user
-    ceph; a `done` file marks a complete store (a half-made one is redone)."""
-    p, f, name = ctx.paths, ctx.facts, ctx.name
+def mkfs_mon(ctx: Context, seed) -> None:
+    """This node's monitor store, unless a complete one is there (its `done`
+    file; a half-made one is removed first). seed() puts the monitor map and
+    the seed keyring in place; ceph-mon --mkfs runs as user ceph. Then both
+    go: the store holds them."""
+    p, name = ctx.paths, ctx.name
     d = p.mon_dir(name)
-    if not _mon_store_done(ctx):
+    if not mon_store_done(ctx):
         if ctx.host.exists(d):
             ctx.say(f"    removing the incomplete monitor store {d} (an earlier run stopped in it)")
             ctx.host.rmtree(d)
-        if not ctx.host.exists(p.mon_seed_keyring):
-            raise UserError(f"the monitor's seed keyring {p.mon_seed_keyring} is missing",
-                            hint=f"make it again: rm {ctx.journal.dir}/keyrings.done")
-        ctx.host.run(["monmaptool", "--create", "--clobber", "--enable-all-features", "--fsid", f["fsid"],
-                      "--addv", name, render.mon_addrvec(f["ip"]), p.monmap])
-        ctx.host.chown(p.monmap, "ceph")
+        seed()
         ctx.host.makedirs(d, 0o750)
         ctx.host.chown(d, "ceph")
         ctx.host.run(["ceph-mon", "--cluster", "ceph", "--mkfs", "-i", name, "--monmap", p.monmap,
@@ -141,9 +143,23 @@ def make_mon_store(ctx: Context) -> None:
                      timeout=300)
         ctx.host.write_file(os.path.join(d, "done"), "", 0o644)
         ctx.host.chown(os.path.join(d, "done"), "ceph")
-    # The seed holds every key; the store has them now.
     ctx.host.remove(p.mon_seed_keyring)
     ctx.host.remove(p.monmap)
+
+
+def make_mon_store(ctx: Context) -> None:
+    """monmaptool --create --addv (msgr2 and v1) with this node alone, then mkfs_mon."""
+    p, f, name = ctx.paths, ctx.facts, ctx.name
+
+    def seed():
+        if not ctx.host.exists(p.mon_seed_keyring):
+            raise UserError(f"the monitor's seed keyring {p.mon_seed_keyring} is missing",
+                            hint=f"make it again: rm {ctx.journal.dir}/keyrings.done")
+        ctx.host.run(["monmaptool", "--create", "--clobber", "--enable-all-features", "--fsid", f["fsid"],
+                      "--addv", name, render.mon_addrvec(f["ip"]), p.monmap])
+        ctx.host.chown(p.monmap, "ceph")
+
+    mkfs_mon(ctx, seed)
 
 
 def _start(ctx: Context, unit: str) -> None:

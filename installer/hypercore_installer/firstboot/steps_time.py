@@ -13,6 +13,7 @@ import os
 from hypercore.errors import UserError
 
 from .context import Context
+from .steps_join import join_mons
 
 MAX_OFFSET = 0.5        # seconds: what is left after chrony's first step
 SYNC_TIMEOUT = 180
@@ -62,9 +63,7 @@ def sync_time(ctx: Context) -> None:
         ctx.host.run(["systemctl", "restart", "chrony.service"])
         ctx.say("    this node serves NTP to the other nodes (chrony, local stratum 10 without upstream)")
         return
-    from .steps_join import join_token
-    tok = join_token(ctx)
-    mons = tok.mons if tok else ctx.answers["ceph"]["mon_hosts"]
+    mons = join_mons(ctx)
     _write(ctx, ctx.paths.chrony_sources, sources(mons))
     ctx.host.run(["systemctl", "restart", "chrony.service"])  # anew: its first updates may step the clock
     wanted = {host_of(m) for m in mons}
