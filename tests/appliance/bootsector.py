@@ -1,6 +1,9 @@
-"""A guest small enough to boot under nested TCG in seconds."""
+"""A guest small enough to boot under nested TCG in seconds, and how the
+appliance tests put it on a disk and wait for its line."""
 
 from __future__ import annotations
+
+import base64
 
 
 def boot_sector(message: str) -> bytes:
@@ -24,3 +27,21 @@ def boot_sector(message: str) -> bytes:
     assert len(code) == 0x17
     sector = code + text
     return sector + b"\0" * (510 - len(sector)) + b"\x55\xaa"
+
+
+def put_boot_sector(machine, path: str, message: str, size: str | None = None) -> None:
+    """Write boot_sector(message) to path in the guest (then grown to size, e.g. 8M: a disk image)."""
+    blob = base64.b64encode(boot_sector(message)).decode()
+    machine.succeed(f"echo {blob} | base64 -d > {path}" + (f" && truncate -s {size} {path}" if size else ""))
+
+
+def write_boot_sector(machine, rbd_image: str, message: str, user: str = "admin") -> None:
+    """boot_sector(message) into the first sector of the RBD image POOL/NAME, as cephx user `user`."""
+    put_boot_sector(machine, "/tmp/mbr", message)
+    machine.succeed(f"qemu-io -f raw -c 'write -s /tmp/mbr 0 512' rbd:{rbd_image}:id={user}")
+
+
+def wait_for_vm_line(machine, vm: str, text: str, timeout: float = 600) -> None:
+    """Until the VM's serial console log (hypercore vm's run directory) holds text."""
+    machine.wait_until_succeeds(f"grep -q {text} /var/lib/hypercore/vms/{vm}/run/console.log",
+                                timeout=timeout, interval=5)

@@ -13,14 +13,13 @@ network, under OVMF, is node2 of test_scaleout.py.)
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import time
 
 import pytest
 
-from tests.appliance.bootsector import boot_sector
+from tests.appliance.bootsector import wait_for_vm_line, write_boot_sector
 from tests.conftest import BUILD
 from tests.machine import Machine
 
@@ -115,12 +114,9 @@ def test_diskless_node_runs_in_ram_with_vm_disks_on_the_appliance(appliance, tmp
         assert client.succeed("cat /etc/hypercore/ceph-user").strip() == "diskless"
         client.succeed("create-vm d1 64 1 new:64M --network none")
         assert "d1-disk0" in node.succeed("rbd ls vm-pool").split()
-        blob = base64.b64encode(boot_sector("HYPERCORE-DISKLESS-VM")).decode()
-        client.succeed(f"echo {blob} | base64 -d > /tmp/mbr && "
-                       "qemu-io -f raw -c 'write -s /tmp/mbr 0 512' rbd:vm-pool/d1-disk0:id=diskless")
+        write_boot_sector(client, "vm-pool/d1-disk0", "HYPERCORE-DISKLESS-VM", user="diskless")
         client.succeed("boot-vm d1")
-        client.wait_until_succeeds("grep -q HYPERCORE-DISKLESS-VM /var/lib/hypercore/vms/d1/run/console.log",
-                                   timeout=600, interval=5)
+        wait_for_vm_line(client, "d1", "HYPERCORE-DISKLESS-VM")
         # The key is for RBD images only: the cluster itself is out of its reach.
         rc, out = client.execute("ceph --id diskless osd pool create stolen 8")
         assert rc != 0 and "stolen" not in node.succeed("ceph osd pool ls"), out

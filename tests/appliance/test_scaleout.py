@@ -23,14 +23,13 @@ budget leaves them to `./tools/run-tests --heavy`.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 
 import pytest
 
 from hypercore.cluster.token import decode
-from tests.appliance.bootsector import boot_sector
+from tests.appliance.bootsector import put_boot_sector, wait_for_vm_line, write_boot_sector
 from tests.appliance.conftest import answers
 from tests.appliance.test_netboot import set_menu_default
 from tests.conftest import BUILD
@@ -71,6 +70,10 @@ def health_ok(node: Machine, timeout: float = 1200) -> None:
 
 def ceph_json(node: Machine, args: str):
     return json.loads(node.succeed(f"ceph {args} --format json 2>/dev/null"))
+
+
+def vm_pool(node: Machine) -> dict:
+    return next(p for p in ceph_json(node, "osd pool ls detail") if p["pool_name"] == "vm-pool")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +158,7 @@ def test_a_new_token_resumes_the_join(cluster):
     assert sorted(mons) == ["node1", "node2"], mons
     mgr = ceph_json(node1, "mgr dump")
     assert mgr["active_name"] and "node2" in [mgr["active_name"]] + [s["name"] for s in mgr["standbys"]], mgr
-    pool = [p for p in ceph_json(node1, "osd pool ls detail") if p["pool_name"] == "vm-pool"][0]
+    pool = vm_pool(node1)
     assert pool["size"] == 2 and pool["min_size"] == 1, pool
     rule = ceph_json(node1, "osd crush rule dump replicated_host")
     assert pool["crush_rule"] == rule["rule_id"], (pool, rule)
@@ -179,20 +182,16 @@ def test_a_vm_made_on_node1_starts_on_node2(cluster):
     """Its disk is in RBD: node2 defines it on that disk and boots it (the README's way)."""
     node1, node2, _ = cluster
     node1.succeed("create-vm mover 64 1 new:64M --network none")
-    blob = base64.b64encode(boot_sector("HYPERCORE-MOVED-VM")).decode()
-    node1.succeed(f"echo {blob} | base64 -d > /root/mbr && "
-                  "qemu-io -f raw -c 'write -s /root/mbr 0 512' rbd:vm-pool/mover-disk0:id=admin")
+    write_boot_sector(node1, "vm-pool/mover-disk0", "HYPERCORE-MOVED-VM")
     node2.succeed("create-vm mover 64 1 rbd:vm-pool/mover-disk0 --network none && boot-vm mover")
-    node2.wait_until_succeeds("grep -q HYPERCORE-MOVED-VM /var/lib/hypercore/vms/mover/run/console.log",
-                              timeout=600, interval=5)
+    wait_for_vm_line(node2, "mover", "HYPERCORE-MOVED-VM")
     node2.succeed("hypercore vm stop mover --force")
 
 
 def test_an_image_added_on_node1_reaches_node2_and_a_vm_boots_from_it(cluster):
     node1, node2, _ = cluster
-    blob = base64.b64encode(boot_sector(MARKER)).decode()
-    node1.succeed(f"echo {blob} | base64 -d > /root/repo.raw && truncate -s 8M /root/repo.raw && "
-                  "hypercore repo add bootable /root/repo.raw")
+    put_boot_sector(node1, "/root/repo.raw", MARKER, size="8M")
+    node1.succeed("hypercore repo add bootable /root/repo.raw")
     # node2's replication key, authorized on node1 after node1's install.
     key2 = node2.succeed("cat /etc/hypercore/repo/id_ed25519.pub").strip()
     node1.succeed(f"hypercore repo authorize '{key2}'")
@@ -202,8 +201,7 @@ def test_an_image_added_on_node1_reaches_node2_and_a_vm_boots_from_it(cluster):
     assert "bootable@v1" in node2.succeed("hypercore repo list bootable")
     node2.succeed("hypercore repo publish bootable@v1 --as bootable")
     node2.succeed("create-vm fromrepo 64 1 image:bootable --network none && boot-vm fromrepo")
-    node2.wait_until_succeeds(f"grep -q {MARKER} /var/lib/hypercore/vms/fromrepo/run/console.log",
-                              timeout=600, interval=5)
+    wait_for_vm_line(node2, "fromrepo", MARKER)
     node2.succeed("hypercore vm stop fromrepo --force")
     # The peers view, from the cache: node1 reachable, holding v1.
     peers = node2.succeed("hypercore repo peers")
@@ -248,6 +246,6 @@ def test_removing_node2_drains_it_and_keeps_the_data(cluster):
     hosts = [n["name"] for n in ceph_json(node1, "osd tree")["nodes"] if n["type"] == "host"]
     assert hosts == ["node1"], hosts
     assert [m["name"] for m in ceph_json(node1, "mon dump")["mons"]] == ["node1"]
-    pool = [p for p in ceph_json(node1, "osd pool ls detail") if p["pool_name"] == "vm-pool"][0]
+    pool = vm_pool(node1)
     assert pool["size"] == 1, pool
     assert node1.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want

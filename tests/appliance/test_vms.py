@@ -9,12 +9,11 @@ rolled back after its disk is overwritten; the other clone is unaffected.
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
 
-from tests.appliance.bootsector import boot_sector
+from tests.appliance.bootsector import boot_sector, put_boot_sector, wait_for_vm_line
 
 pytestmark = pytest.mark.boot
 
@@ -25,9 +24,8 @@ def console(node, vm: str) -> str:
     return node.succeed(f"cat /var/lib/hypercore/vms/{vm}/run/console.log 2>/dev/null || true")
 
 
-def wait_for_marker(node, vm: str, timeout: float = 600) -> None:
-    node.wait_until_succeeds(
-        f"grep -q {MARKER} /var/lib/hypercore/vms/{vm}/run/console.log", timeout=timeout, interval=5)
+def wait_for_marker(node, vm: str) -> None:
+    wait_for_vm_line(node, vm, MARKER)
 
 
 def rbd_json(node, args: str):
@@ -43,8 +41,7 @@ def test_boot_sector_is_a_valid_mbr():
 @pytest.fixture(scope="module")
 def golden(appliance):
     node = appliance.node
-    blob = base64.b64encode(boot_sector(MARKER)).decode()
-    node.succeed(f"echo {blob} | base64 -d > /root/golden.raw && truncate -s 8M /root/golden.raw")
+    put_boot_sector(node, "/root/golden.raw", MARKER, size="8M")
     out = node.succeed("hypercore image import /root/golden.raw golden")
     assert "RBD image vm-pool/golden with protected snapshot @golden" in out, out
     return node
