@@ -98,6 +98,7 @@ class Machine:
         fw_cfg: dict[str, Path] | None = None,
         netboot: bool = False,
         extra_args: Sequence[str] = (),
+        mac_prefix: str = "52:54:00:12:34",
     ):
         if firmware not in ("uefi", "bios"):
             raise ValueError(f"firmware must be uefi or bios, not {firmware!r}")
@@ -120,6 +121,8 @@ class Machine:
         # Boot from the first NIC (PXE: iPXE under SeaBIOS, the EDK2 PXE client under OVMF).
         self.netboot = netboot
         self.extra_args = list(extra_args)
+        # Machines on one network segment need prefixes of their own.
+        self.mac_prefix = mac_prefix
         self.console_log = self.workdir / "console.log"
         self.shell_socket = self.workdir / "shell.sock"
         self.qmp_socket = self.workdir / "qmp.sock"
@@ -184,7 +187,7 @@ class Machine:
 
     def mac(self, index: int) -> str:
         """The MAC address of NIC number index (the same on every run)."""
-        return f"52:54:00:12:34:{0x56 + index:02x}"
+        return f"{self.mac_prefix}:{0x56 + index:02x}"
 
     def _prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

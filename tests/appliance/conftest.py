@@ -5,7 +5,8 @@ answers from an HTTP server named on the kernel command line, install, power
 off; then boot the installed disk alone and let its first boot bootstrap Ceph
 to HEALTH_OK. The tests here then use that running node: what the install
 left (test_install.py), VMs on its Ceph (test_vms.py), network boot of client
-machines on a private network between QEMU processes (test_netboot.py).
+machines on a private network between QEMU processes (test_netboot.py;
+tests/hub.py is its switch), more appliances joining (test_scaleout.py).
 
 The live system is started with direct kernel boot only to put
 ``hypercore.answers=URL`` on its command line (a PXE-booted installer gets it
@@ -14,10 +15,10 @@ the same way); firmware boot of the same image is covered by tests/boot.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
-import socket
 import subprocess
 import threading
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hub import Switch
 from tests.machine import Machine
 
 # A throwaway key: the installed system must accept keys, never a default password.
@@ -98,30 +100,13 @@ class Appliance:
     node: Machine
     live_console: str
     answers_sha256: str
-    client_ports: tuple[int, int]       # (the node's end, a client's end) of the client network
+    switch: Switch                      # the private client network (node1's second NIC is on it)
     peer_key: Path                      # private key the answers authorized for repo replication
     times: dict[str, float] = field(default_factory=dict)
 
     def client_nic(self) -> str:
         """The NIC spec of a client machine on the node's private client network."""
-        node_port, client_port = self.client_ports
-        return _dgram(client_port, node_port)
-
-
-def _dgram(local: int, remote: int) -> str:
-    """A point-to-point Ethernet link between two QEMU processes over UDP on loopback."""
-    return (f"dgram,local.type=inet,local.host=127.0.0.1,local.port={local},"
-            f"remote.type=inet,remote.host=127.0.0.1,remote.port={remote}")
-
-
-def _free_udp_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+        return self.switch.nic()
 
 
 def _serve(root: Path):
@@ -169,16 +154,16 @@ def appliance(image, netboot_dir, tmp_path_factory):
         server.shutdown()
 
     target, osd = live.workdir / "disk0.qcow2", live.workdir / "disk1.qcow2"
-    ports = tuple(_free_udp_ports(2))
+    switch = Switch()
     node = Machine(None, name="node1", workdir=work / "node1", firmware="uefi",
                    memory_mb=4096, disks=[target, osd],
-                   nics=["user,restrict=on", _dgram(ports[0], ports[1])])
+                   nics=["user,restrict=on", switch.nic()])
     t1 = time.monotonic()
-    with node:
+    with contextlib.closing(switch), node:
         node.wait_for_unit("multi-user.target", timeout=900)
         # multi-user.target includes the first-boot bootstrap (a oneshot unit).
         times["installed boot + first boot"] = time.monotonic() - t1
         node.wait_until_succeeds(
             "test \"$(systemctl show -p ActiveState --value hypercore-firstboot.service)\" != activating"
             " && ceph health | grep -x HEALTH_OK", timeout=1500, interval=20)
-        yield Appliance(node, live.console_log.read_text(errors="replace"), digest, ports, peer_key, times)
+        yield Appliance(node, live.console_log.read_text(errors="replace"), digest, switch, peer_key, times)

@@ -16,9 +16,18 @@ bootstrap, which resumes: node2 runs a monitor, a standby manager and an
 OSD, the pools go to two copies on different hosts, HEALTH_OK.
 
 These tests run after every other test of the package (conftest orders
-them last): from here on node1's cluster needs both monitors. The last two
-(node2 killed hard and back; node2 removed) are marked heavy: CI's time
-budget leaves them to `./tools/run-tests --heavy`.
+them last): from here on node1's cluster needs both monitors.
+
+The rest is marked heavy: CI's two cores cannot afford it, so it runs with
+`./tools/run-tests --heavy`. node2 is killed hard and comes back. A third
+appliance is installed over the network the other way (monitor address and
+admin key, no token) with a mistyped monitor address: its first boot stops
+at that in one line; corrected, it joins and the pools keep three copies.
+It is then powered off hard while a VM runs on it: two of three monitors
+keep the quorum, data stays readable and writable, the VM starts on node2
+from its RBD disk, and the cluster heals when node3 is back. Last, node3
+and then node2 are removed, down to one node at one copy. All three nodes
+share node1's client network (tests/hub.py switches it).
 """
 
 from __future__ import annotations
@@ -76,11 +85,32 @@ def vm_pool(node: Machine) -> dict:
     return next(p for p in ceph_json(node, "osd pool ls detail") if p["pool_name"] == "vm-pool")
 
 
+def install_over_the_network(appliance, node1: Machine, name: str, text: str, work, mac_prefix: str):
+    """A blank UEFI machine on node1's client network PXE-boots the menu's
+    installer entry with these answers, installs and powers off; returns the
+    machine to boot from its disks (its only NIC on the same network)."""
+    node1.succeed(f"cat > /var/lib/hypercore/netboot/hypercore-answers.yaml <<'EOF'\n{text}EOF")
+    set_menu_default(node1, "installer")
+    pxe = Machine(None, name=f"pxe-{name}", workdir=work / "pxe", firmware="uefi", memory_mb=2048,
+                  disks=["16G", "8G"], nics=[appliance.client_nic()], netboot=True, mac_prefix=mac_prefix)
+    t0 = time.monotonic()
+    with pxe:
+        pxe.wait_for_console_text(r"Installation source: http://192\.168\.50\.1:8067/hypercore\.raw "
+                                  r"\(network install\)", timeout=900)
+        pxe.wait_for_shutdown(timeout=2400)
+    TIMES[f"{name}: power-on to installed over the network"] = time.monotonic() - t0
+    set_menu_default(node1, "live")
+    console = pxe.console_log.read_text(errors="replace")
+    assert "downloading" in console and f"Answer file: http://{SERVER}:8067/hypercore-answers.yaml" in console
+    return Machine(None, name=name, workdir=work / name, firmware="uefi", memory_mb=3072,
+                   disks=[pxe.workdir / "disk0.qcow2", pxe.workdir / "disk1.qcow2"],
+                   nics=[appliance.client_nic()], mac_prefix=mac_prefix)
+
+
 @pytest.fixture(scope="module")
 def cluster(appliance, tmp_path_factory):
     """node1 and node2, one Ceph cluster; yields (node1, node2)."""
     node1 = appliance.node
-    work = tmp_path_factory.mktemp("node2")
     before = {"mons": node1.succeed("ceph mon dump 2>/dev/null | grep -c 'mon\\.'"),
               "auth": node1.succeed("ceph auth ls 2>/dev/null | grep -c '^[a-z]'"),
               "tree": node1.succeed("ceph osd tree 2>/dev/null")}
@@ -89,25 +119,8 @@ def cluster(appliance, tmp_path_factory):
     entity = decode(revoked).entity
     node1.succeed(f"hypercore cluster token --revoke {entity}")
     key1 = node1.succeed("cat /etc/hypercore/repo/id_ed25519.pub").strip()
-    text = node2_answers(revoked, key1)
-    node1.succeed(f"cat > /var/lib/hypercore/netboot/hypercore-answers.yaml <<'EOF'\n{text}EOF")
-    set_menu_default(node1, "installer")
-
-    pxe = Machine(None, name="pxe-install", workdir=work / "pxe", firmware="uefi",
-                  memory_mb=2048, disks=["16G", "8G"], nics=[appliance.client_nic()], netboot=True)
-    t0 = time.monotonic()
-    with pxe:
-        pxe.wait_for_console_text(r"Installation source: http://192\.168\.50\.1:8067/hypercore\.raw "
-                                  r"\(network install\)", timeout=900)
-        pxe.wait_for_shutdown(timeout=1800)
-    TIMES["uefi: power-on to installed over the network"] = time.monotonic() - t0
-    console = pxe.console_log.read_text(errors="replace")
-    assert "downloading" in console and f"Answer file: http://{SERVER}:8067/hypercore-answers.yaml" in console
-    set_menu_default(node1, "live")
-
-    node2 = Machine(None, name="node2", workdir=work / "node2", firmware="uefi", memory_mb=3072,
-                    disks=[pxe.workdir / "disk0.qcow2", pxe.workdir / "disk1.qcow2"],
-                    nics=[appliance.client_nic()])
+    node2 = install_over_the_network(appliance, node1, "node2", node2_answers(revoked, key1),
+                                     tmp_path_factory.mktemp("node2"), "52:54:00:12:34")
     t1 = time.monotonic()
     with node2:
         node2.wait_for_console_text(r"FAILED at step \d+/\d+ join-cluster", timeout=1200)
@@ -223,6 +236,123 @@ def test_a_node_killed_hard_comes_back_and_the_cluster_heals(cluster):
     record()
     assert node2.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
     assert node1.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
+
+
+# --- three nodes (heavy: a third TCG appliance does not fit CI's two cores) ---------
+
+WRONG_MON = "192.168.50.77"     # nobody there: the operator mistyped node1's address
+
+
+def node3_answers(mon: str, admin_key: str) -> str:
+    """The other way to join (no token): the monitors' addresses and the admin key."""
+    return answers("node3", ceph=f"""\
+ceph:
+  mode: join
+  mon_hosts: ["{mon}"]
+  key: "{admin_key}"
+  osd_disks:
+    - match: {{serial: HCDISK1}}
+""")
+
+
+@pytest.fixture(scope="module")
+def node3(cluster, appliance, tmp_path_factory):
+    """A third appliance, installed over the network with a mistyped monitor
+    address: its first boot stops at it. Yields (node3, what the cluster was)."""
+    node1, _, _ = cluster
+    before = {"mons": node1.succeed("ceph mon dump 2>/dev/null | grep -c 'mon\\.'"),
+              "tree": node1.succeed("ceph osd tree 2>/dev/null")}
+    admin_key = node1.succeed("ceph auth get-key client.admin 2>/dev/null").strip()
+    node = install_over_the_network(appliance, node1, "node3", node3_answers(WRONG_MON, admin_key),
+                                    tmp_path_factory.mktemp("node3"), "52:54:00:12:35")
+    t1 = time.monotonic()
+    with node:
+        node.wait_for_console_text(r"FAILED at step \d+/\d+ time", timeout=1500)
+        TIMES["node3: power-on to the refused join (wrong monitor address)"] = time.monotonic() - t1
+        record()
+        yield node, before
+
+
+@pytest.mark.heavy
+def test_a_wrong_monitor_address_stops_the_join_in_one_line(cluster, node3):
+    node1, _, _ = cluster
+    node, before = node3
+    status = node.succeed("hypercore-install status")
+    assert f"no monitor of the cluster answers at {WRONG_MON}:3300, {WRONG_MON}:6789" in status, status
+    assert "ceph.mon_hosts and ceph.key" in status and "Traceback" not in status, status
+    assert node1.succeed("ceph mon dump 2>/dev/null | grep -c 'mon\\.'") == before["mons"]
+    assert node1.succeed("ceph osd tree 2>/dev/null") == before["tree"]
+    node.fail("test -e /etc/chrony/sources.d/hypercore-monitors.sources")
+
+
+@pytest.mark.heavy
+def test_a_third_node_joins_and_the_pools_keep_three_copies(cluster, node3):
+    node1, _, _ = cluster
+    node, _ = node3
+    # The operator corrects the address (node1's Ceph address) and restarts the bootstrap.
+    node.succeed(f"sed -i 's/{WRONG_MON}/10.0.2.15/' /etc/hypercore/answers.yaml")
+    t0 = time.monotonic()
+    node.succeed("systemctl restart hypercore-firstboot.service", timeout=2400)
+    health_ok(node1, timeout=1800)
+    TIMES["node3: join resumed to HEALTH_OK at size 3"] = time.monotonic() - t0
+    record()
+    tree = ceph_json(node1, "osd tree")
+    assert {n["name"] for n in tree["nodes"] if n["type"] == "host"} == {"node1", "node2", "node3"}, tree
+    assert sum(n["type"] == "osd" and n["status"] == "up" for n in tree["nodes"]) == 3, tree
+    assert sorted(m["name"] for m in ceph_json(node1, "mon dump")["mons"]) == ["node1", "node2", "node3"]
+    pool = vm_pool(node1)
+    assert pool["size"] == 3 and pool["min_size"] == 2, pool
+    assert "10.0.2.15" in node.succeed("cat /etc/ceph/ceph.conf")
+    assert node.succeed("stat -c %a /etc/ceph/ceph.client.admin.keyring").strip() == "600"
+
+
+@pytest.mark.heavy
+def test_one_of_three_powered_off_vms_start_elsewhere_no_data_lost(cluster, node3):
+    node1, node2, _ = cluster
+    node, _ = node3
+    # A VM runs on node3, its disk on RBD.
+    node.succeed("create-vm runner 64 1 new:64M --network none")
+    write_boot_sector(node, "vm-pool/runner-disk0", "HYPERCORE-RUNS-ELSEWHERE")
+    node.succeed("boot-vm runner")
+    wait_for_vm_line(node, "runner", "HYPERCORE-RUNS-ELSEWHERE")
+    want = node1.succeed("sha256sum < /root/xfer").split()[0]
+    node.kill()
+    # Two monitors of three keep the quorum; two copies of three keep the data writable.
+    node1.wait_until_succeeds("ceph health detail 2>/dev/null | grep -q 'osds down'", timeout=600, interval=10)
+    node1.succeed("head -c 4M /dev/urandom > /root/during && rbd import /root/during vm-pool/during",
+                  timeout=600)
+    during = node1.succeed("sha256sum < /root/during").split()[0]
+    assert node2.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
+    # The VM starts on node2 from the same disk (the documented way).
+    node2.succeed("create-vm runner 64 1 rbd:vm-pool/runner-disk0 --network none && boot-vm runner")
+    wait_for_vm_line(node2, "runner", "HYPERCORE-RUNS-ELSEWHERE")
+    node2.succeed("hypercore vm stop runner --force")
+    t0 = time.monotonic()
+    node.start()
+    node.wait_for_shell(timeout=900)
+    health_ok(node1, timeout=1800)
+    TIMES["node3 powered off: power-on to HEALTH_OK again"] = time.monotonic() - t0
+    record()
+    assert node.succeed("rbd export vm-pool/during - 2>/dev/null | sha256sum").split()[0] == during
+    assert vm_pool(node1)["size"] == 3
+
+
+@pytest.mark.heavy
+def test_removing_node3_goes_back_to_two_copies(cluster, node3):
+    node1, _, _ = cluster
+    want = node1.succeed("sha256sum < /root/during").split()[0]
+    t0 = time.monotonic()
+    out = node1.succeed("hypercore cluster remove node3 --yes", timeout=3900)
+    assert "node3 removed" in out, out
+    health_ok(node1, timeout=900)
+    TIMES["remove node3: drain to HEALTH_OK on two nodes"] = time.monotonic() - t0
+    record()
+    hosts = {n["name"] for n in ceph_json(node1, "osd tree")["nodes"] if n["type"] == "host"}
+    assert hosts == {"node1", "node2"}, hosts
+    assert sorted(m["name"] for m in ceph_json(node1, "mon dump")["mons"]) == ["node1", "node2"]
+    pool = vm_pool(node1)
+    assert pool["size"] == 2 and pool["min_size"] == 1, pool
+    assert node1.succeed("rbd export vm-pool/during - 2>/dev/null | sha256sum").split()[0] == want
 
 
 @pytest.mark.heavy

@@ -66,8 +66,14 @@ class FakeCluster(Host):
         self.namesake = False                 # another machine called node1 has OSDs in the cluster
         self.deleted: list[str] = []          # `ceph auth rm` entities
         self.clock_polls_unsynced = 0         # `chronyc tracking` answers before the clock follows a monitor
+        self.unreachable: set[str] = set()    # hosts where no monitor accepts a connection
+        self.connects: list[tuple[str, int]] = []
 
     # --- the Host interface ------------------------------------------------
+    def can_connect(self, host, port, timeout=3.0):
+        self.connects.append((host, port))
+        return host not in self.unreachable
+
     def run(self, argv, *, input=None, ok=(0,), secret=False, env=None, timeout=None):
         argv = [str(a) for a in argv]
         self.calls.append(argv)

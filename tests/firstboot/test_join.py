@@ -233,7 +233,7 @@ def test_a_refused_token_creates_no_osd_and_resumes_with_a_new_one(tmp_path, mon
 
 # --- clocks -------------------------------------------------------------------
 
-from hypercore_installer.firstboot import steps_time  # noqa: E402
+from hypercore_installer.firstboot import monitors  # noqa: E402
 
 
 def test_every_node_serves_time_and_a_joining_one_follows_the_monitors(join_node, tmp_path):
@@ -270,4 +270,48 @@ def test_a_clock_that_does_not_follow_stops_the_join_before_the_cluster(join_nod
                                        ("[fd00::1]:3300", "fd00::1"), ("fd00::1", "fd00::1"),
                                        ("mon1.example", "mon1.example")])
 def test_monitor_addresses_as_ntp_servers(mon, host):
-    assert steps_time.host_of(mon) == host
+    assert monitors.host_of(mon) == host
+
+
+@pytest.mark.parametrize("mon, where", [("10.0.2.15", [("10.0.2.15", 3300), ("10.0.2.15", 6789)]),
+                                        ("10.0.2.15:6789", [("10.0.2.15", 6789)]),
+                                        ("[fd00::1]:3300", [("fd00::1", 3300)]),
+                                        ("fd00::1", [("fd00::1", 3300), ("fd00::1", 6789)]),
+                                        ("mon1.example", [("mon1.example", 3300), ("mon1.example", 6789)])])
+def test_where_a_monitor_listens(mon, where):
+    assert monitors.endpoints(mon) == where
+
+
+# --- a wrong monitor address ---------------------------------------------------
+
+def test_a_wrong_monitor_address_stops_in_its_own_words_before_the_cluster(join_node):
+    join_node.host.unreachable = {"10.0.2.10", "10.0.2.11"}
+    rc, out = join_node.run()
+    assert rc == 1
+    line = [x for x in out.splitlines() if "FAILED" in x][0]
+    assert "step 3/12 time" in line, line
+    assert "no monitor of the cluster answers at 10.0.2.10:3300, 10.0.2.10:6789, 10.0.2.11:6789 (TCP)" in line, line
+    assert "ceph.mon_hosts and ceph.key" in out and "systemctl restart hypercore-firstboot" in out, out
+    assert "Traceback" not in out
+    # Nothing asked of the cluster, no clock set from it.
+    assert not any(c[0] in ("ceph", "chronyc") for c in join_node.host.calls)
+    assert not join_node.file("etc/chrony/sources.d/hypercore-monitors.sources").exists()
+
+
+def test_a_corrected_monitor_address_resumes_the_join(join_node):
+    """The operator mends ceph.mon_hosts in the answers and restarts: ceph.conf names the new address."""
+    join_node.host.unreachable = {"10.0.2.10", "10.0.2.11", "10.0.2.99"}
+    answers = yaml.safe_load(join_node.file("etc/hypercore/answers.yaml").read_text())
+    good = answers["ceph"]["mon_hosts"]
+    answers["ceph"]["mon_hosts"] = ["10.0.2.99"]
+    join_node.file("etc/hypercore/answers.yaml").write_text(yaml.safe_dump(answers))
+    rc, out = join_node.run()
+    assert rc == 1 and "answers at 10.0.2.99:3300, 10.0.2.99:6789" in out, out
+    assert "10.0.2.99" in join_node.file("etc/ceph/ceph.conf").read_text()
+    join_node.host.unreachable = set()
+    answers["ceph"]["mon_hosts"] = good
+    join_node.file("etc/hypercore/answers.yaml").write_text(yaml.safe_dump(answers))
+    rc, out = join_node.run()
+    assert rc == 0, out
+    assert "10.0.2.99" not in join_node.file("etc/ceph/ceph.conf").read_text()
+    assert join_node.host.ran("ceph-volume", "lvm", "create")

@@ -1,6 +1,6 @@
 """The machine as the first-boot steps see it: the installer's Runner (every
 command through hypercore.run.run, atomic file writes) plus what a bootstrap
-also needs: command timeouts, file ownership, reading files, the clock.
+also needs: command timeouts, file ownership, reading files, the clock, TCP reachability.
 
 Unit tests replace it by a fake that answers commands from a script."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -65,3 +66,11 @@ class Host(Runner):
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def can_connect(self, host: str, port: int, timeout: float = 3.0) -> bool:
+        """Whether something accepts a TCP connection at host:port."""
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except OSError:
+            return False

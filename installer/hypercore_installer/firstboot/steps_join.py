@@ -23,7 +23,7 @@ from hypercore.cluster.grant import ENOENT, mon_addresses
 from hypercore.cluster.sizing import HOST_RULE, grow_plan
 from hypercore.errors import UserError
 
-from . import render, steps_new
+from . import monitors, render, steps_new
 from .cluster import hosts_with_osds, mon_names, pools
 from .context import Context
 
@@ -42,7 +42,8 @@ def join_mons(ctx: Context) -> list[str]:
     return tok.mons if tok else ctx.answers["ceph"]["mon_hosts"]
 
 
-def _where(ctx: Context) -> str:
+def join_source(ctx: Context) -> str:
+    """Where the answers name the cluster (for messages)."""
     return "ceph.join.token" if join_token(ctx) else "ceph.mon_hosts and ceph.key"
 
 
@@ -100,23 +101,26 @@ def contact_cluster(ctx: Context) -> None:
     client.bootstrap-osd keyring."""
     f = ctx.facts
     tok = join_token(ctx)
-    if tok and f.get("ceph_name") and f["ceph_name"] != tok.entity:
-        # A rerun after a refusal, with a new token in the answers: its key replaces the old one.
-        ctx.host.remove(ctx.paths.client_keyring(f["ceph_name"]))
+    if not tok or f.get("ceph_name"):
+        # Until the cluster took this node, a rerun takes the answers as they are now (a new
+        # token, a corrected monitor address or key): ceph.conf and the key are written anew.
+        if tok and f.get("ceph_name") != tok.entity:
+            ctx.host.remove(ctx.paths.client_keyring(f["ceph_name"]))
         write_join_conf(ctx)
+    monitors.wait_for_one(ctx, join_mons(ctx), join_source(ctx))
     mons = ", ".join(join_mons(ctx))
     try:
         fsid = ctx.ceph.json("fsid")["fsid"]
     except Exception as e:
         what = "the join token" if tok else "the key from answers.yaml"
         raise UserError(f"the monitors ({mons}) refused {what} or cannot be reached: {str(e).splitlines()[-1]}",
-                        hint=(f"check {_where(ctx)} in /etc/hypercore/answers.yaml"
+                        hint=(f"check {join_source(ctx)} in /etc/hypercore/answers.yaml"
                               + (" (revoked, used or swept? make a new one: hypercore cluster token)" if tok else "")
                               + " and that this node reaches the monitors (ports 3300 and 6789)")) from None
     if f.get("fsid") and f["fsid"] != fsid:
         raise UserError(f"the monitors at {mons} belong to cluster {fsid}, not {f['fsid']} "
                         f"({'the join token' if tok else 'ceph.fsid'})",
-                        hint=f"correct {_where(ctx)} (or ceph.fsid) in /etc/hypercore/answers.yaml")
+                        hint=f"correct {join_source(ctx)} (or ceph.fsid) in /etc/hypercore/answers.yaml")
     f["fsid"] = fsid
     ctx.save_facts()
     if tok and f.get("ceph_name"):

@@ -13,7 +13,9 @@ import os
 from hypercore.errors import UserError
 
 from .context import Context
-from .steps_join import join_mons
+from . import monitors
+from .monitors import host_of
+from .steps_join import join_mons, join_source
 
 MAX_OFFSET = 0.5        # seconds: what is left after chrony's first step
 SYNC_TIMEOUT = 180
@@ -25,13 +27,6 @@ def server_conf() -> str:
             "# It serves its own time when it has no NTP server itself.\n"
             "allow\n"
             "local stratum 10\n")
-
-
-def host_of(mon: str) -> str:
-    """10.0.2.15:6789 -> 10.0.2.15, [fd00::1]:3300 -> fd00::1, host.example -> host.example"""
-    if mon.startswith("["):
-        return mon[1:].split("]", 1)[0]
-    return mon.rsplit(":", 1)[0] if mon.count(":") == 1 else mon
 
 
 def sources(mons: list[str]) -> str:
@@ -64,6 +59,7 @@ def sync_time(ctx: Context) -> None:
         ctx.say("    this node serves NTP to the other nodes (chrony, local stratum 10 without upstream)")
         return
     mons = join_mons(ctx)
+    monitors.wait_for_one(ctx, mons, join_source(ctx))   # a wrong address stops here, in seconds
     _write(ctx, ctx.paths.chrony_sources, sources(mons))
     ctx.host.run(["systemctl", "restart", "chrony.service"])  # anew: its first updates may step the clock
     wanted = {host_of(m) for m in mons}
