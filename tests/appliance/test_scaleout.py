@@ -81,6 +81,21 @@ def ceph_json(node: Machine, args: str):
     return json.loads(node.succeed(f"ceph {args} --format json 2>/dev/null"))
 
 
+def cluster_view(node1: Machine) -> dict[str, str]:
+    """What a refused join must leave as it was: monitors, auth entries, the OSD tree."""
+    return {"mons": node1.succeed("ceph mon dump 2>/dev/null | grep -c 'mon\\.'"),
+            "auth": node1.succeed("ceph auth ls 2>/dev/null | grep -c '^[a-z]'"),
+            "tree": node1.succeed("ceph osd tree 2>/dev/null")}
+
+
+def boot_to_refused_join(node: Machine, step: str, what: str) -> None:
+    """A node just powered on whose first boot must stop at `step`; record how long that took."""
+    t0 = time.monotonic()
+    node.wait_for_console_text(rf"FAILED at step \d+/\d+ {step}", timeout=1500)
+    TIMES[f"{node.name}: power-on to the refused join ({what})"] = time.monotonic() - t0
+    record()
+
+
 def vm_pool(node: Machine) -> dict:
     return next(p for p in ceph_json(node, "osd pool ls detail") if p["pool_name"] == "vm-pool")
 
@@ -111,9 +126,7 @@ def install_over_the_network(appliance, node1: Machine, name: str, text: str, wo
 def cluster(appliance, tmp_path_factory):
     """node1 and node2, one Ceph cluster; yields (node1, node2)."""
     node1 = appliance.node
-    before = {"mons": node1.succeed("ceph mon dump 2>/dev/null | grep -c 'mon\\.'"),
-              "auth": node1.succeed("ceph auth ls 2>/dev/null | grep -c '^[a-z]'"),
-              "tree": node1.succeed("ceph osd tree 2>/dev/null")}
+    before = cluster_view(node1)
     # A token the operator revoked (say, it was pasted in the wrong chat): the join must stop at it.
     revoked = node1.succeed("hypercore cluster token --ttl 2h 2>/dev/null").strip()
     entity = decode(revoked).entity
@@ -121,11 +134,9 @@ def cluster(appliance, tmp_path_factory):
     key1 = node1.succeed("cat /etc/hypercore/repo/id_ed25519.pub").strip()
     node2 = install_over_the_network(appliance, node1, "node2", node2_answers(revoked, key1),
                                      tmp_path_factory.mktemp("node2"), "52:54:00:12:34")
-    t1 = time.monotonic()
     with node2:
-        node2.wait_for_console_text(r"FAILED at step \d+/\d+ join-cluster", timeout=1200)
-        TIMES["node2: power-on to the refused join"] = time.monotonic() - t1
-        yield node1, node2, {"before": before, "revoked": entity, "t1": t1}
+        boot_to_refused_join(node2, "join-cluster", "a revoked token")
+        yield node1, node2, {"before": before, "revoked": entity}
 
 
 def test_installed_over_the_network(cluster):
@@ -143,10 +154,7 @@ def test_a_refused_token_stops_the_join_and_changes_nothing(cluster):
     assert "join-cluster" in status and "refused the join token" in status, status
     assert "hypercore cluster token" in status, status
     # Nothing of node2 reached the cluster.
-    before = info["before"]
-    assert node1.succeed("ceph mon dump 2>/dev/null | grep -c 'mon\\.'") == before["mons"]
-    assert node1.succeed("ceph auth ls 2>/dev/null | grep -c '^[a-z]'") == before["auth"]
-    assert node1.succeed("ceph osd tree 2>/dev/null") == before["tree"]
+    assert cluster_view(node1) == info["before"]
     node2.fail("test -e /etc/ceph/ceph.client.admin.keyring")
     assert node2.succeed("ceph-volume lvm list 2>&1 || true").count("osd id") == 0
 
@@ -260,16 +268,12 @@ def node3(cluster, appliance, tmp_path_factory):
     """A third appliance, installed over the network with a mistyped monitor
     address: its first boot stops at it. Yields (node3, what the cluster was)."""
     node1, _, _ = cluster
-    before = {"mons": node1.succeed("ceph mon dump 2>/dev/null | grep -c 'mon\\.'"),
-              "tree": node1.succeed("ceph osd tree 2>/dev/null")}
+    before = cluster_view(node1)
     admin_key = node1.succeed("ceph auth get-key client.admin 2>/dev/null").strip()
     node = install_over_the_network(appliance, node1, "node3", node3_answers(WRONG_MON, admin_key),
                                     tmp_path_factory.mktemp("node3"), "52:54:00:12:35")
-    t1 = time.monotonic()
     with node:
-        node.wait_for_console_text(r"FAILED at step \d+/\d+ time", timeout=1500)
-        TIMES["node3: power-on to the refused join (wrong monitor address)"] = time.monotonic() - t1
-        record()
+        boot_to_refused_join(node, "time", "a wrong monitor address")
         yield node, before
 
 
@@ -280,8 +284,7 @@ def test_a_wrong_monitor_address_stops_the_join_in_one_line(cluster, node3):
     status = node.succeed("hypercore-install status")
     assert f"no monitor of the cluster answers at {WRONG_MON}:3300, {WRONG_MON}:6789" in status, status
     assert "ceph.mon_hosts and ceph.key" in status and "Traceback" not in status, status
-    assert node1.succeed("ceph mon dump 2>/dev/null | grep -c 'mon\\.'") == before["mons"]
-    assert node1.succeed("ceph osd tree 2>/dev/null") == before["tree"]
+    assert cluster_view(node1) == before
     node.fail("test -e /etc/chrony/sources.d/hypercore-monitors.sources")
 
 
@@ -337,19 +340,24 @@ def test_one_of_three_powered_off_vms_start_elsewhere_no_data_lost(cluster, node
     assert vm_pool(node1)["size"] == 3
 
 
+def remove(node1: Machine, name: str) -> tuple[list[str], list[str]]:
+    """`hypercore cluster remove NAME --yes` on node1 until HEALTH_OK (timed);
+    the hosts with OSDs and the monitors then."""
+    t0 = time.monotonic()
+    out = node1.succeed(f"hypercore cluster remove {name} --yes", timeout=3900)
+    assert f"{name} removed" in out, out
+    health_ok(node1, timeout=900)
+    TIMES[f"remove {name}: drain to HEALTH_OK"] = time.monotonic() - t0
+    record()
+    hosts = sorted(n["name"] for n in ceph_json(node1, "osd tree")["nodes"] if n["type"] == "host")
+    return hosts, sorted(m["name"] for m in ceph_json(node1, "mon dump")["mons"])
+
+
 @pytest.mark.heavy
 def test_removing_node3_goes_back_to_two_copies(cluster, node3):
     node1, _, _ = cluster
     want = node1.succeed("sha256sum < /root/during").split()[0]
-    t0 = time.monotonic()
-    out = node1.succeed("hypercore cluster remove node3 --yes", timeout=3900)
-    assert "node3 removed" in out, out
-    health_ok(node1, timeout=900)
-    TIMES["remove node3: drain to HEALTH_OK on two nodes"] = time.monotonic() - t0
-    record()
-    hosts = {n["name"] for n in ceph_json(node1, "osd tree")["nodes"] if n["type"] == "host"}
-    assert hosts == {"node1", "node2"}, hosts
-    assert sorted(m["name"] for m in ceph_json(node1, "mon dump")["mons"]) == ["node1", "node2"]
+    assert remove(node1, "node3") == (["node1", "node2"], ["node1", "node2"])
     pool = vm_pool(node1)
     assert pool["size"] == 2 and pool["min_size"] == 1, pool
     assert node1.succeed("rbd export vm-pool/during - 2>/dev/null | sha256sum").split()[0] == want
@@ -367,15 +375,7 @@ def test_removing_node2_drains_it_and_keeps_the_data(cluster):
     out = node1.succeed("hypercore cluster remove node2")
     assert "ceph osd out" in out and "nothing changed" in out, out
     assert node1.succeed("ceph osd tree 2>/dev/null") == before
-    t0 = time.monotonic()
-    out = node1.succeed("hypercore cluster remove node2 --yes", timeout=3900)
-    assert "node2 removed" in out, out
-    health_ok(node1, timeout=900)
-    TIMES["remove node2: drain to HEALTH_OK on one node"] = time.monotonic() - t0
-    record()
-    hosts = [n["name"] for n in ceph_json(node1, "osd tree")["nodes"] if n["type"] == "host"]
-    assert hosts == ["node1"], hosts
-    assert [m["name"] for m in ceph_json(node1, "mon dump")["mons"]] == ["node1"]
+    assert remove(node1, "node2") == (["node1"], ["node1"])
     pool = vm_pool(node1)
     assert pool["size"] == 1, pool
     assert node1.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
