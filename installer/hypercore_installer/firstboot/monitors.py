@@ -13,17 +13,22 @@ MON_PORTS = (3300, 6789)   # msgr2, v1
 REACH_TIMEOUT = 60         # s: the network may still be coming up
 
 
+def _split(mon: str) -> tuple[str, str]:
+    """(host, port or "") of an address: 10.0.2.15:6789, [fd00::1]:3300, fd00::1, host.example."""
+    if mon.startswith("["):
+        host, _, rest = mon[1:].partition("]")
+        return host, rest[1:] if rest.startswith(":") else ""
+    return tuple(mon.rsplit(":", 1)) if mon.count(":") == 1 else (mon, "")
+
+
 def host_of(mon: str) -> str:
     """10.0.2.15:6789 -> 10.0.2.15, [fd00::1]:3300 -> fd00::1, host.example -> host.example"""
-    if mon.startswith("["):
-        return mon[1:].split("]", 1)[0]
-    return mon.rsplit(":", 1)[0] if mon.count(":") == 1 else mon
+    return _split(mon)[0]
 
 
 def endpoints(mon: str) -> list[tuple[str, int]]:
     """Where a monitor listens: its own port when the address names one, else both defaults."""
-    host = host_of(mon)
-    port = mon.rsplit(":", 1)[1] if (mon.startswith("[") and "]:" in mon) or mon.count(":") == 1 else ""
+    host, port = _split(mon)
     return [(host, int(port))] if port.isdigit() else [(host, p) for p in MON_PORTS]
 
 

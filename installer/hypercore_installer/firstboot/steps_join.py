@@ -107,8 +107,9 @@ def contact_cluster(ctx: Context) -> None:
         if tok and f.get("ceph_name") != tok.entity:
             ctx.host.remove(ctx.paths.client_keyring(f["ceph_name"]))
         write_join_conf(ctx)
-    monitors.wait_for_one(ctx, join_mons(ctx), join_source(ctx))
-    mons = ", ".join(join_mons(ctx))
+    mon_hosts = join_mons(ctx)
+    monitors.wait_for_one(ctx, mon_hosts, join_source(ctx))
+    mons = ", ".join(mon_hosts)
     try:
         fsid = ctx.ceph.json("fsid")["fsid"]
     except Exception as e:
@@ -126,7 +127,7 @@ def contact_cluster(ctx: Context) -> None:
     if tok and f.get("ceph_name"):
         _admin_from_token(ctx, tok)
     _refuse_a_namesake(ctx)
-    _write_conf(ctx, join_mons(ctx))
+    _write_conf(ctx, mon_hosts)
     text = ctx.ceph.call("auth", "get", "client.bootstrap-osd", secret=True).stdout
     if "client.bootstrap-osd" not in render.parse_keyring(text):
         raise UserError("the cluster returned no client.bootstrap-osd key",

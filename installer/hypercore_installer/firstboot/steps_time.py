@@ -14,7 +14,6 @@ from hypercore.errors import UserError
 
 from .context import Context
 from . import monitors
-from .monitors import host_of
 from .steps_join import join_mons, join_source
 
 MAX_OFFSET = 0.5        # seconds: what is left after chrony's first step
@@ -31,7 +30,7 @@ def server_conf() -> str:
 
 def sources(mons: list[str]) -> str:
     return ("# Written by hypercore-install firstboot (ceph.mode: join): the cluster's monitors.\n"
-            + "".join(f"server {host_of(m)} iburst\n" for m in mons))
+            + "".join(f"server {monitors.host_of(m)} iburst\n" for m in mons))
 
 
 def tracking(csv: str) -> tuple[str, float, str] | None:
@@ -62,7 +61,7 @@ def sync_time(ctx: Context) -> None:
     monitors.wait_for_one(ctx, mons, join_source(ctx))   # a wrong address stops here, in seconds
     _write(ctx, ctx.paths.chrony_sources, sources(mons))
     ctx.host.run(["systemctl", "restart", "chrony.service"])  # anew: its first updates may step the clock
-    wanted = {host_of(m) for m in mons}
+    wanted = {monitors.host_of(m) for m in mons}
 
     def probe():
         got = tracking(ctx.host.run(["chronyc", "-c", "-n", "tracking"], ok=range(0, 256)).stdout or "")
