@@ -87,7 +87,7 @@ def clone_vm(state: StateDir, source: str, snap: str | None, new: str) -> list[s
                 sr.rbd(sr.snap_argv("create", disk.spec, use, disk.user, disk.conf))
                 sr.rbd(sr.snap_argv("protect", disk.spec, use, disk.user, disk.conf))
             target = RbdDisk(pool=disk.pool, image=f"{new}-disk{i}", conf=disk.conf,
-                             user=disk.user, owned=True)
+                             user=disk.user, owned=True, namespace=disk.namespace)
             sr.rbd(sr.clone_argv(disk.spec, use, target.spec, disk.user, disk.conf))
             src_disks.append(disk)
             new_disks.append(target)

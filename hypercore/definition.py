@@ -39,10 +39,11 @@ class RbdDisk:
     user: str = field(default_factory=default_user)
     owned: bool = False
     type: str = "rbd"
+    namespace: str | None = None   # an RBD namespace of the pool (a diskless node's own)
 
     @property
     def spec(self) -> str:
-        return f"{self.pool}/{self.image}"
+        return f"{self.pool}/{self.namespace}/{self.image}" if self.namespace else f"{self.pool}/{self.image}"
 
     def describe(self) -> str:
         return f"rbd:{self.spec}" + (f":conf={self.conf}" if self.conf else "")

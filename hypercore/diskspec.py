@@ -1,6 +1,6 @@
 """The DISK argument of create-vm, as the original Hypercore wrote it and more.
 
-    rbd:POOL/IMAGE[:conf=PATH][:id=USER]   an existing Ceph RBD image
+    rbd:POOL/[NAMESPACE/]IMAGE[:conf=PATH][:id=USER]   an existing Ceph RBD image
     /path/to/disk.qcow2 | disk.raw         an existing qcow2 or raw file
     new:SIZE                               a new disk (RBD in vm-pool when Ceph is
                                            there, else a qcow2 in the state dir)
@@ -38,11 +38,15 @@ class FromImage:
 def parse_rbd(text: str) -> RbdDisk:
     body = text[len("rbd:"):]
     spec, *options = body.split(":")
-    if "/" not in spec:
-        raise UserError(f"invalid RBD disk {text!r}: expected rbd:POOL/IMAGE",
+    parts = spec.split("/")
+    if len(parts) not in (2, 3):
+        raise UserError(f"invalid RBD disk {text!r}: expected rbd:POOL/IMAGE or rbd:POOL/NAMESPACE/IMAGE",
                         hint="e.g. rbd:vm-pool/ubuntu-vm:conf=/etc/ceph/ceph.conf")
-    pool, image = spec.split("/", 1)
+    pool, image = parts[0], parts[-1]
+    namespace = parts[1] if len(parts) == 3 else None
     names.pool_name(pool)
+    if namespace is not None:
+        names.pool_name(namespace)
     names.rbd_image_name(image)
     conf, user = None, default_user()
     for opt in options:
@@ -54,7 +58,7 @@ def parse_rbd(text: str) -> RbdDisk:
         else:
             raise UserError(f"invalid RBD option {opt!r} in {text!r}",
                             hint="only :conf=/ABSOLUTE/PATH and :id=USER are supported")
-    return RbdDisk(pool=pool, image=image, conf=conf, user=user)
+    return RbdDisk(pool=pool, image=image, conf=conf, user=user, namespace=namespace)
 
 
 def parse(text: str):

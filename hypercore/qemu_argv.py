@@ -25,7 +25,8 @@ def disk_blockdev(disk, node: str) -> str:
                 f"file.driver=file,file.filename={esc(disk.path)}")
     if isinstance(disk, RbdDisk):
         conf = f",conf={esc(disk.conf)}" if disk.conf else ""
-        return (f"driver=rbd,node-name={node},discard=unmap,pool={esc(disk.pool)},"
+        ns = f",namespace={esc(disk.namespace)}" if disk.namespace else ""
+        return (f"driver=rbd,node-name={node},discard=unmap,pool={esc(disk.pool)}{ns},"
                 f"image={esc(disk.image)},user={esc(disk.user)}{conf}")
     raise TypeError(disk)
 

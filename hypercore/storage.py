@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hypercore import storage_file as sf
 from hypercore import storage_rbd as sr
+from hypercore.cephuser import default_namespace
 from hypercore.definition import Disk, RbdDisk
 from hypercore.errors import UserError
 from hypercore.state import StateDir
@@ -32,7 +33,8 @@ def choose(option: str | None = None) -> Backend:
         raise UserError(f"unknown storage {option!r}", hint="use --storage auto, rbd or file")
     if option == "file":
         return Backend("file", "file storage requested")
-    ok, why = sr.available(sr.pool_of_new_disks())
+    ns = default_namespace()
+    ok, why = sr.available(sr.pool_of_new_disks() + (f"/{ns}" if ns else ""))
     if ok:
         return Backend("rbd", why)
     if option == "rbd":

@@ -10,6 +10,7 @@ from hypercore import definition, diskspec, host, images, names, shared, storage
 from hypercore import storage_file as sf
 from hypercore import storage_rbd as sr
 from hypercore.accel import detect
+from hypercore.cephuser import default_namespace
 from hypercore.definition import FileDisk, Kernel, Network, RbdDisk, Shared, VMDefinition
 from hypercore.errors import UserError
 from hypercore.qemu_argv import OVMF_VARS_TEMPLATE
@@ -87,7 +88,7 @@ def create(state: StateDir, name: str, memory_mb: int, cpus: int, disk_arg: str,
             backend = storage.choose(opts.storage)
             if backend.name == "rbd":
                 pool = sr.pool_of_new_disks()
-                disk = RbdDisk(pool=pool, image=f"{name}-disk0", owned=True)
+                disk = RbdDisk(pool=pool, image=f"{name}-disk0", owned=True, namespace=default_namespace())
                 if sr.image_info(disk.spec) is not None:
                     raise UserError(f"RBD image {disk.spec} already exists",
                                     hint=f"use it: create-vm {name} {memory_mb} {cpus} rbd:{disk.spec}")

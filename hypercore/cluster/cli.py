@@ -6,13 +6,15 @@ import argparse
 import json
 import socket
 import sys
+from pathlib import Path
 
 from hypercore.errors import UserError
 
-from . import grant, remove, status
+from . import approval, diskless, grant, remove, status
 from .token import decode, when
 
-PUBLIC = "{token,sweep-tokens,status,remove}"
+PUBLIC = "{token,approve,sweep-tokens,status,remove}"
+CEPH_CONF = Path("/etc/ceph/ceph.conf")
 
 
 def register(groups, common: argparse.ArgumentParser) -> None:
@@ -24,6 +26,12 @@ def register(groups, common: argparse.ArgumentParser) -> None:
     s.add_argument("--ttl", default="1h", help="how long it is valid: 30m, 1h, 2d (default 1h)")
     s.add_argument("--revoke", metavar="ENTITY", help="delete a join identity now (client.join-...)")
     s.add_argument("--list", action="store_true", help="the join identities made on this node")
+    s = sub.add_parser("approve", parents=[common],
+                       help="let in a machine that asked to join over the network: compare CODE with the one "
+                            "on its console")
+    s.add_argument("code", metavar="CODE", nargs="?", help="the code the machine shows (ABCD-EF23)")
+    s.add_argument("--deny", action="store_true", help="answer no: the machine stops its join")
+    s.add_argument("--list", action="store_true", help="the requests waiting on this node")
     sub.add_parser("sweep-tokens", parents=[common],
                    help="delete the join identities whose token expired (run by a timer)")
     s = sub.add_parser("status", parents=[common], help="nodes, monitors, OSDs, pools and health")
@@ -53,6 +61,8 @@ def dispatch(state, a) -> int:
             print(tok)
             print(f"{decode(tok).entity}, valid until {when(decode(tok).expires)}: put the token in the new "
                   "node's answer file as ceph.join.token (the token is a secret)", file=sys.stderr)
+    elif a.verb == "approve":
+        approve(root, a)
     elif a.verb == "sweep-tokens":
         gone = grant.sweep(root)
         print("\n".join(f"{e} removed (expired)" for e in gone) or "no expired join token")
@@ -67,3 +77,33 @@ def dispatch(state, a) -> int:
         s = status.summary(status.gather())
         print(json.dumps(s, indent=2) if a.json else status.render(s), end="\n" if a.json else "")
     return 0
+
+
+def _describe(req: approval.Request) -> str:
+    what = "diskless node" if req.kind == "diskless" else "node"
+    return (f"{req.code}  {what} {req.name} from {req.address}, key {approval.fingerprint(req.key)}, "
+            f"asked {when(req.received)}")
+
+
+def approve(root, a) -> None:
+    """hypercore cluster approve [CODE] [--deny] [--list]."""
+    store = approval.STORE
+    if a.list or not a.code:
+        if a.deny:
+            raise UserError("--deny needs the CODE of the request to deny", hint="hypercore cluster approve --list")
+        rows = approval.pending(store)
+        print("\n".join(_describe(r) for r in rows) if rows else f"no join request is waiting on this node ({store})")
+        return
+    req = approval.find(store, a.code)
+    if a.deny:
+        approval.deny(store, req)
+        print(f"denied: {_describe(req)}")
+        return
+    if req.kind == "diskless":
+        material = diskless.material(req.name, CEPH_CONF.read_text())
+        given = f"{diskless.entity(req.name)}, RBD namespace {diskless.POOL}/{req.name} only"
+    else:
+        material = {"kind": "node", "token": grant.create(root, 3600)}
+        given = f"a join token for {decode(material['token']).entity} (valid 1 h, used once)"
+    approval.approve(store, req, material)
+    print(f"approved: {_describe(req)}\n  it gets, sealed to its key: {given}")

@@ -207,6 +207,8 @@ def _problem(err: jsonschema.ValidationError) -> Problem:
         return Problem(path, f"{value!r} is not one of: {choices}", sub.get("description"))
     if v == "const":
         return Problem(path, f"must be {err.validator_value!r}", sub.get("description"))
+    if v == "maxProperties" and sub.get("x-invalid"):
+        return Problem(path, sub["x-invalid"], sub.get("x-hint") or sub.get("description"))
     if v in ("minItems", "minProperties", "minLength"):
         return Problem(path, "must not be empty", sub.get("description"))
     if v in ("oneOf", "anyOf"):
@@ -247,6 +249,32 @@ def check(doc: dict, now: float | None = None) -> list[Problem]:
         problems += fn(doc, ok)
     problems += check_join_token(doc, ok, now)
     return sorted(problems, key=_order)
+
+
+def secret_fields(doc: dict, schema_node: dict | None = None, path: tuple = ()) -> list[str]:
+    """The dotted paths of the document's values that the schema marks secret
+    (`x-secret`: keys, tokens, password hashes)."""
+    node = _resolve_ref(schema() if schema_node is None else schema_node)
+    out = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            sub = _resolve_ref(node.get("properties", {}).get(key, {}))
+            if sub.get("x-secret"):
+                out.append(dotted([*path, key]))
+            else:
+                out += secret_fields(value, sub, (*path, key))
+    return out
+
+
+def check_served(doc: dict) -> list[Problem]:
+    """Answers that came over plain HTTP (the client network, where anyone
+    may fetch them) must hold no secret."""
+    return [Problem(p, "is a secret, and this answer file came over plain HTTP: anyone on that network "
+                       "can fetch it, so it is refused",
+                    "remove it from the served file: join with `ceph.join.request: http://CLUSTER-NODE:8067` "
+                    "(an operator approves the node there) and log in with `root.ssh_keys`; secrets belong "
+                    "on a HYPERCORE stick or in a systemd credential")
+            for p in secret_fields(doc)]
 
 
 def _check_root(doc, ok) -> list[Problem]:

@@ -220,6 +220,8 @@ def _auto(args, state: BootState) -> int:
     text = found.text()
     doc = answers_mod.parse_yaml(text, found.where)
     problems = answers_mod.check(doc, now=time.time())
+    if found.where.startswith("http://"):
+        problems += answers_mod.check_served(doc)
     if problems:
         err = answers_mod.AnswersError(found.where, problems)
         err.message = err.message.replace("nothing was changed", "nothing was installed")

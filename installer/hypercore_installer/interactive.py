@@ -247,8 +247,8 @@ def _netboot(machine: dict) -> dict | None:
         start = ask("First address handed to clients", str(first), in_range("start"))
         end = ask("Last address handed to clients", str(last), in_range("end"))
         nb.update(address=address, range={"start": start, "end": end})
-    if yes_no("Also offer diskless nodes (VM disks on this node's Ceph; its key is readable on the "
-              "client network, so trust that network)?", False):
+    if yes_no("Also offer diskless nodes (VM disks on this node's Ceph; you approve each one with "
+              "`hypercore cluster approve CODE`)?", False):
         nb["diskless"] = True
     return nb
 

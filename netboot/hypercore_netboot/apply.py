@@ -294,13 +294,14 @@ def disable(paths: Paths, services: Services) -> list[str]:
 
 
 def with_diskless(s: Settings, paths: Paths, log) -> Settings:
-    """Publish client.diskless's files and learn where clients reach Ceph."""
+    """Learn where diskless nodes reach Ceph; remove what earlier versions
+    published for them (each node is now approved with its own identity)."""
     from . import diskless
     conf = os.environ.get("HYPERCORE_NETBOOT_CEPH_CONF", "/etc/ceph/ceph.conf")
     if not os.path.exists(conf):
         raise NetbootError([Problem(f"netboot.diskless needs this node's Ceph, and {conf} does not exist",
                                     "set up Ceph first (hypercore-firstboot), or set diskless: false")])
-    for line in diskless.publish(Path(paths.http_root), conf):
+    for line in diskless.retire_published(Path(paths.http_root)):
         print(line, file=log)
     return replace(s, ceph_network=diskless.ceph_public_network(conf))
 

@@ -1,6 +1,7 @@
 """A small read-only HTTP server for network-boot clients: serves the files of
 one directory (GET and HEAD only, no directory listings, nothing outside the
-root), one thread per connection, one log line per request on stderr.
+root, never a file that holds key material), one thread per connection, one
+log line per request on stderr; and takes join requests (joinhttp).
 
     python3 -m hypercore_netboot.http --root /var/lib/hypercore/netboot --port 8067 --bind 192.168.50.1
 
@@ -20,9 +21,22 @@ import threading
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-from . import HTTP_PORT, HTTP_ROOT
+from hypercore import keymaterial
+
+from . import HTTP_PORT, HTTP_ROOT, joinhttp
 
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+
+
+def key_material(path: str) -> str | None:
+    """What key material a small file holds (None: none, or a big binary such as the image)."""
+    try:
+        if os.path.getsize(path) > keymaterial.SCAN_LIMIT:
+            return None
+        with open(path, "rb") as f:
+            return keymaterial.found_in(f.read())
+    except OSError:
+        return None
 
 
 class Handler(SimpleHTTPRequestHandler):
@@ -31,12 +45,30 @@ class Handler(SimpleHTTPRequestHandler):
     server_version = "hypercore-netboot"
     sys_version = ""
 
+    def do_GET(self):
+        if joinhttp.handles(self.path):
+            return joinhttp.get(self, self.server.join_dir)
+        return super().do_GET()
+
+    def do_HEAD(self):
+        if joinhttp.handles(self.path):
+            return joinhttp.get(self, self.server.join_dir)
+        return super().do_HEAD()
+
+    def do_POST(self):
+        return joinhttp.post(self, self.server.join_dir)
+
     def send_head(self):
         path = self.translate_path(self.path)
         root = os.path.realpath(self.directory)
         real = os.path.realpath(path)
         if os.path.isdir(path) or not (real == root or real.startswith(root + os.sep)):
             self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+            return None
+        what = key_material(real)
+        if what:
+            self.log_message("refused %s: it holds %s, and this network is the client network", self.path, what)
+            self.send_error(HTTPStatus.FORBIDDEN, "This file holds key material and is never served")
             return None
         return super().send_head()
 
@@ -61,6 +93,7 @@ class Handler(SimpleHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    join_dir = None                 # where join requests are kept (None: POST is refused)
 
     def server_bind(self):
         # Bind even before networkd has put the address on the interface.
@@ -69,14 +102,17 @@ class Server(ThreadingHTTPServer):
         super().server_bind()
 
 
-def make_server(root: str, port: int, bind: str = "0.0.0.0") -> Server:
-    """A bound, not yet serving server (port 0 picks a free port: server.server_address)."""
-    return Server((bind, port), functools.partial(Handler, directory=os.fspath(root)))
+def make_server(root: str, port: int, bind: str = "0.0.0.0", join_dir=None) -> Server:
+    """A bound, not yet serving server (port 0 picks a free port: server.server_address).
+    join_dir: keep join requests there (POST /join/requests; see joinhttp)."""
+    server = Server((bind, port), functools.partial(Handler, directory=os.fspath(root)))
+    server.join_dir = join_dir
+    return server
 
 
-def serve_in_thread(root: str, port: int = 0, bind: str = "127.0.0.1") -> Server:
+def serve_in_thread(root: str, port: int = 0, bind: str = "127.0.0.1", join_dir=None) -> Server:
     """For tests and embedding: serve in a daemon thread; call shutdown() to stop."""
-    server = make_server(root, port, bind)
+    server = make_server(root, port, bind, join_dir)
     threading.Thread(target=server.serve_forever, name="netboot-http", daemon=True).start()
     return server
 
@@ -103,13 +139,15 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"TCP port (default $NETBOOT_HTTP_PORT or {HTTP_PORT})")
     ap.add_argument("--bind", default=os.environ.get("NETBOOT_HTTP_BIND", "0.0.0.0"),
                     help="address to listen on (default $NETBOOT_HTTP_BIND or every address)")
+    ap.add_argument("--join-dir", default=os.environ.get("NETBOOT_JOIN_DIR") or None,
+                    help="take join requests and keep them here (default $NETBOOT_JOIN_DIR; none: refused)")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.root):
         print(f"hypercore-netboot-http: {args.root} is not a directory", file=sys.stderr)
         print("  hint: run `hypercore-netboot apply`, or give --root", file=sys.stderr)
         return 1
     try:
-        server = make_server(args.root, args.port, args.bind)
+        server = make_server(args.root, args.port, args.bind, args.join_dir)
     except OSError as e:
         print(f"hypercore-netboot-http: cannot listen on {args.bind}:{args.port}: {e.strerror}", file=sys.stderr)
         print("  hint: another program uses the port (ss -ltnp), or change netboot.http_port", file=sys.stderr)

@@ -315,3 +315,58 @@ def test_a_corrected_monitor_address_resumes_the_join(join_node):
     assert rc == 0, out
     assert "10.0.2.99" not in join_node.file("etc/ceph/ceph.conf").read_text()
     assert join_node.host.ran("ceph-volume", "lvm", "create")
+
+
+# --- ceph.join.request: asked for, approved by an operator --------------------
+
+def request_node(tmp_path, monkeypatch, url):
+    from tests.firstboot.conftest import ANSWERS_NEW, Node
+    monkeypatch.setenv("INVOCATION_ID", "x")
+    answers = {**ANSWERS_NEW, "ceph": {"mode": "join", "join": {"request": url}, "osd_disks": ["/dev/vdb"]}}
+    node = Node(tmp_path / "r", answers)
+    node.host.pools = {"vm-pool": {"pool_name": "vm-pool", "size": 1, "min_size": 1, "type": 1}}
+    return node
+
+
+def test_an_approved_request_joins_with_the_sealed_token(tmp_path, monkeypatch):
+    """The node's key is made first (as at its first try); the operator has
+    approved its code; the bootstrap fetches the answer from the real HTTP
+    server, opens it, and joins with the token exactly as with a typed one."""
+    from hypercore.cluster import approval
+    from hypercore_netboot.http import serve_in_thread
+    store = tmp_path / "join"
+    (tmp_path / "http").mkdir()
+    srv = serve_in_thread(str(tmp_path / "http"), join_dir=store)
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        node = request_node(tmp_path, monkeypatch, url)
+        keys = approval.Keys.load_or_create(node.paths.join_request_key)
+        approval.receive(store, approval.request_body("node1", "node", keys), "127.0.0.1")
+        tok = tokmod.encode(tokmod.Token(fsid=FSID, mons=["10.0.2.10"], entity=ENTITY, key=JOIN_KEY,
+                                         expires=int(time.time()) + 3600))
+        approval.approve(store, approval.find(store, keys.code), {"kind": "node", "token": tok})
+        rc, out = node.run()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert rc == 0, out
+    assert f"join request {keys.code} approved" in out
+    assert node.host.deleted == [ENTITY] and node.host.ran("ceph-volume", "lvm", "create")
+    # The token is spent and the request key is no longer needed: both gone; nothing secret was printed.
+    assert not os.path.exists(node.paths.approved_token) and not os.path.exists(node.paths.join_request_key)
+    assert tok not in out and JOIN_KEY not in out
+
+
+def test_status_shows_the_code_while_the_node_waits(tmp_path, monkeypatch):
+    from hypercore_installer.firstboot.main import status_text
+    node = request_node(tmp_path, monkeypatch, "http://127.0.0.1:9")       # nobody answers there
+    ctx, out = node.context()
+    ctx.facts["host"] = "node1"
+    from hypercore_installer.firstboot import steps_join
+    with pytest.raises(Exception) as e:
+        steps_join.write_join_conf(ctx)          # gives up at once: the fake clock jumps past the limit
+    code = ctx.facts["join_request"]["code"]
+    assert code in str(e.value) and f"hypercore cluster approve {code}" in e.value.hint
+    assert f"hypercore cluster approve {code}" in out.getvalue()
+    text = status_text(ctx)
+    assert f"Join request {code}" in text and "SHA256:" in text

@@ -94,7 +94,8 @@ def test_the_unit_reads_the_env_file_and_is_disabled_by_the_preset():
     for line in ("EnvironmentFile=/etc/hypercore/netboot.env", "DynamicUser=yes", "ProtectSystem=strict",
                  "PrivateTmp=yes", "ReadOnlyPaths=/var/lib/hypercore/netboot",
                  "ExecStart=/usr/bin/python3 -m hypercore_netboot.http --root ${NETBOOT_HTTP_ROOT} "
-                 "--port ${NETBOOT_HTTP_PORT} --bind ${NETBOOT_HTTP_BIND}"):
+                 "--port ${NETBOOT_HTTP_PORT} --bind ${NETBOOT_HTTP_BIND} --join-dir ${STATE_DIRECTORY}",
+                 "StateDirectory=hypercore-join"):
         assert line in unit.splitlines()
     preset = (root / "overlays/base/usr/lib/systemd/system-preset/10-hypercore.preset").read_text()
     assert "disable hypercore-netboot-http.service" in preset.splitlines()
@@ -128,7 +129,7 @@ def test_node_as_default_needs_diskless():
 def test_the_ceph_conf_a_diskless_node_gets():
     import configparser
     from hypercore_installer.firstboot.render import ceph_conf_new
-    from hypercore_netboot.diskless import client_conf
+    from hypercore.cluster.diskless import client_conf
     text = client_conf(ceph_conf_new("a982c888-77e4-4330-9b8d-98b019a8cabb", "node1", "10.0.2.15", "10.0.2.0/24"))
     parsed = configparser.ConfigParser()
     parsed.read_string(text)

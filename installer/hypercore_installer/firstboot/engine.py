@@ -53,7 +53,8 @@ NEW = [*COMMON_START,
        REPORT]
 
 JOIN = [*COMMON_START,
-        Step("join-conf", "check the join token, write ceph.conf and the key", steps_join.write_join_conf),
+        Step("join-conf", "the join token (from the answers, or asked for and approved), ceph.conf and the key",
+             steps_join.write_join_conf),
         TIME,
         Step("join-cluster", "reach the monitors, fetch the admin and OSD bootstrap keys", steps_join.contact_cluster),
         Step("join-mon", "a monitor here while the cluster has fewer than three", steps_join.add_mon),

@@ -98,6 +98,10 @@ def status_text(ctx: Context) -> str:
         lines.append(f"First-boot bootstrap ({mode}): not finished (running, or stopped by a reboot)")
     else:
         lines.append(f"First-boot bootstrap ({mode}): not started")
+    asked = ctx.facts.get("join_request")
+    if asked and not j.done("join-cluster"):
+        lines.append(f"Join request {asked['code']} (key {asked['fingerprint']}) sent to {asked['url']}: "
+                     f"on a node of the cluster run `hypercore cluster approve {asked['code']}`")
     for i, step in enumerate(steps, 1):
         mark = j.done(step.id)
         if mark:

@@ -37,6 +37,16 @@ class Paths:
         return self._p("/var/lib/hypercore/firstboot")
 
     @property
+    def join_request_key(self) -> str:
+        """This node's own key pair for its join request (ceph.join.request); removed once joined."""
+        return os.path.join(self.state_dir, "join-request.key")
+
+    @property
+    def approved_token(self) -> str:
+        """The join token the cluster sealed to that key when an operator approved (0600)."""
+        return os.path.join(self.state_dir, "join-token")
+
+    @property
     def lock(self) -> str:
         """Held while a bootstrap runs: the unit and a run by hand never overlap."""
         return self._p("/run/lock/hypercore-firstboot.lock")

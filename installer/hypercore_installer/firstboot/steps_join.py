@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 
+from hypercore.cluster import approval
 from hypercore.cluster import token as tokmod
 from hypercore.cluster.grant import ENOENT, mon_addresses
 from hypercore.cluster.sizing import HOST_RULE, grow_plan
@@ -30,10 +31,51 @@ from .context import Context
 MAX_MONS = 3  # a joining node runs a monitor while the cluster has fewer
 
 
+def join_request(ctx: Context) -> str | None:
+    """ceph.join.request: the cluster node to ask (None: a token or mon_hosts + key in the answers)."""
+    return (ctx.answers["ceph"].get("join") or {}).get("request")
+
+
 def join_token(ctx: Context) -> tokmod.Token | None:
-    """The answers' join token, decoded (None: the old mon_hosts + key way)."""
+    """The join token: the answers', or the one an operator's approval gave
+    (None: the old mon_hosts + key way, or not approved yet)."""
     text = (ctx.answers["ceph"].get("join") or {}).get("token")
+    if not text and join_request(ctx):
+        text = ctx.host.read_text(ctx.paths.approved_token)
     return tokmod.decode(text) if text else None
+
+
+def ask_to_join(ctx: Context) -> None:
+    """With ceph.join.request: ask the cluster node there and wait until an
+    operator approves this node's code (hypercore cluster approve CODE); the
+    join token comes sealed to this node's own key (approval.py). Nothing is
+    asked again once a token is here."""
+    url = join_request(ctx)
+    if not url or ctx.host.exists(ctx.paths.approved_token):
+        return
+    keys = approval.Keys.load_or_create(ctx.paths.join_request_key)
+    ctx.facts["join_request"] = {"code": keys.code, "fingerprint": approval.fingerprint(keys.public), "url": url}
+    ctx.save_facts()
+    material = approval.ask(url, ctx.name, "node", keys, say=lambda line: ctx.say("    " + line),
+                            sleep=ctx.host.sleep, clock=ctx.host.monotonic)
+    try:
+        tokmod.decode(material.get("token") or "")
+    except UserError as e:
+        raise UserError(f"the approval of join request {keys.code} holds no usable join token ({e.message})",
+                        hint="approve it from a node of the same Hypercore version") from None
+    ctx.host.write_file(ctx.paths.approved_token, material["token"], 0o600, secret=True)
+    ctx.say(f"    join request {keys.code} approved: the cluster sent a join token sealed to this node's key")
+
+
+def forget_approval(ctx: Context) -> None:
+    """The approved token was refused (expired, revoked): a restart asks anew, with a new key and code."""
+    if join_request(ctx):
+        if ctx.facts.get("ceph_name"):
+            ctx.host.remove(ctx.paths.client_keyring(ctx.facts["ceph_name"]))
+        ctx.host.remove(ctx.paths.approved_token)
+        ctx.host.remove(ctx.paths.join_request_key)
+        ctx.facts.pop("join_request", None)
+        ctx.save_facts()
 
 
 def join_mons(ctx: Context) -> list[str]:
@@ -44,6 +86,8 @@ def join_mons(ctx: Context) -> list[str]:
 
 def join_source(ctx: Context) -> str:
     """Where the answers name the cluster (for messages)."""
+    if join_request(ctx):
+        return "the join token of the approved request (ceph.join.request)"
     return "ceph.join.token" if join_token(ctx) else "ceph.mon_hosts and ceph.key"
 
 
@@ -51,6 +95,7 @@ def write_join_conf(ctx: Context) -> None:
     """ceph.conf naming the existing monitors, and the key (0600): the join
     identity's (checked first: not expired, same fsid), or the admin's."""
     f, ceph = ctx.facts, ctx.answers["ceph"]
+    ask_to_join(ctx)
     tok = join_token(ctx)
     if tok:
         tokmod.check_fresh(tok, time.time())
@@ -78,6 +123,8 @@ def _admin_from_token(ctx: Context, tok: tokmod.Token) -> None:
     ctx.save_facts()
     ctx.ceph.call("auth", "rm", tok.entity, ok=(0, ENOENT))
     ctx.host.remove(ctx.paths.client_keyring(tok.entity))
+    ctx.host.remove(ctx.paths.approved_token)
+    ctx.host.remove(ctx.paths.join_request_key)
     ctx.say(f"    joined with the token; {tok.entity} is deleted (a token is used once)")
 
 
@@ -104,9 +151,10 @@ def contact_cluster(ctx: Context) -> None:
     if not tok or f.get("ceph_name"):
         # Until the cluster took this node, a rerun takes the answers as they are now (a new
         # token, a corrected monitor address or key): ceph.conf and the key are written anew.
-        if tok and f.get("ceph_name") != tok.entity:
+        if tok and f.get("ceph_name") and f.get("ceph_name") != tok.entity:
             ctx.host.remove(ctx.paths.client_keyring(f["ceph_name"]))
         write_join_conf(ctx)
+        tok = join_token(ctx)
     mon_hosts = join_mons(ctx)
     monitors.wait_for_one(ctx, mon_hosts, join_source(ctx))
     mons = ", ".join(mon_hosts)
@@ -114,6 +162,12 @@ def contact_cluster(ctx: Context) -> None:
         fsid = ctx.ceph.json("fsid")["fsid"]
     except Exception as e:
         what = "the join token" if tok else "the key from answers.yaml"
+        if join_request(ctx):
+            forget_approval(ctx)
+            raise UserError(f"the monitors ({mons}) refused the approved join token or cannot be reached: "
+                            f"{str(e).splitlines()[-1]}",
+                            hint="check that this node reaches the monitors (ports 3300 and 6789); the token "
+                                 "is dropped: the restart asks again with a new code to approve") from None
         raise UserError(f"the monitors ({mons}) refused {what} or cannot be reached: {str(e).splitlines()[-1]}",
                         hint=(f"check {join_source(ctx)} in /etc/hypercore/answers.yaml"
                               + (" (revoked, used or swept? make a new one: hypercore cluster token)" if tok else "")
