@@ -302,16 +302,18 @@ def deny(store: Path, req: Request, now: float | None = None) -> None:
 # ---- asking, over HTTP (the machine's side) -----------------------------------------------
 
 def ask(url: str, name: str, kind: str, keys: Keys, *, say, sleep=time.sleep, clock=time.monotonic,
-        timeout: float = 6000, interval: float = 3, remind: float = 300) -> dict:
+        timeout: float = 6000, interval: float = 3, remind: float = 300, unreachable: float = 120) -> dict:
     """Send the request to the cluster node at url (http://ADDRESS:PORT) and
     wait for the operator's answer; returns the unsealed material. Says the
-    code when it starts and every `remind` seconds."""
+    code when it starts and every `remind` seconds. A node that never answers
+    within `unreachable` seconds (a mistyped address) stops it in one line."""
     import requests
     base = url.rstrip("/") + PATH
     code = keys.code
     line = (f"join request {code} (key {fingerprint(keys.public)}) sent to {url}: on a node of the cluster, "
             f"compare the code and run: hypercore cluster approve {code}")
-    deadline, told, sent = clock() + timeout, None, False
+    started = clock()
+    deadline, told, sent, reached = started + timeout, None, False, False
     last = "not sent yet"
     while True:
         try:
@@ -322,7 +324,7 @@ def ask(url: str, name: str, kind: str, keys: Keys, *, say, sleep=time.sleep, cl
                     raise UserError(f"{url} refused the join request (HTTP {r.status_code}: "
                                     f"{_error_text(r)})",
                                     hint="check ceph.join.request (the cluster node's netboot address and port)")
-                sent = True
+                sent = reached = True
             r = requests.get(f"{base}/{code}", timeout=20)
             if r.status_code == 404:          # the node forgot it (restarted, expired): ask again
                 sent, last = False, "the cluster node did not know the request"
@@ -338,6 +340,11 @@ def ask(url: str, name: str, kind: str, keys: Keys, *, say, sleep=time.sleep, cl
                 last = f"waiting for the operator (HTTP {r.status_code})"
         except requests.RequestException as e:
             last = f"cannot reach {url}: {type(e).__name__}"
+            if not reached and clock() - started >= unreachable:
+                raise UserError(f"nobody answers join requests at {url} ({type(e).__name__} for "
+                                f"{unreachable:.0f} s)",
+                                hint="check the address in ceph.join.request (a cluster node's netboot "
+                                     "address, port 8067) and that this machine reaches it") from None
         except ValueError:
             last = f"{url} answered something that is not JSON"
         if told is None or clock() - told >= remind:

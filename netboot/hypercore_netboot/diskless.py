@@ -47,12 +47,13 @@ def ceph_public_network(conf: str = "/etc/ceph/ceph.conf") -> str | None:
 
 def retire_published(http_root: Path) -> list[str]:
     """Remove what earlier versions served to the whole client network: the
-    client.diskless keyring and its identity (it could touch every image)."""
-    out = []
+    client.diskless keyring and its identity (it could touch every image).
+    Both came together: without the folder there is nothing to do."""
     old = Path(http_root) / OLD_DIR
-    if old.exists():
-        shutil.rmtree(old)
-        out.append(f"removed {old} (a key served to the client network)")
+    if not old.exists():
+        return []
+    shutil.rmtree(old)
+    out = [f"removed {old} (a key served to the client network)"]
     proc = run(["ceph", "auth", "rm", f"client.{OLD_USER}"], check=False, timeout=120)
     if proc.returncode == 0 and "does not exist" not in (proc.stderr or ""):
         out.append(f"removed the shared identity client.{OLD_USER}: each diskless node is approved with its own")

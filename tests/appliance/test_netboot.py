@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 
 import pytest
 
-from tests.appliance.bootsector import wait_for_vm_line, write_boot_sector
+from tests.appliance.bootsector import put_boot_sector, wait_for_vm_line, write_boot_sector
 from tests.conftest import BUILD
 from tests.machine import Machine
 
@@ -65,16 +66,67 @@ def set_menu_default(node: Machine, entry: str) -> None:
     assert f"--default {entry}" in node.succeed("cat /var/lib/hypercore/netboot/menu.ipxe")
 
 
+# What must never reach the client network, searched for independently of the product's own check
+# (extended regular expressions for grep on the client).
+KEY_MATERIAL = {
+    "a cephx key": r"AQ[A-Za-z0-9+/]{36}==",
+    "a private key": r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY",
+    "a password hash": r"[$](6|y|5|2b|gy)[$][./A-Za-z0-9]{8,}",
+    "a join token (base64url JSON)": r"eyJ[A-Za-z0-9_-]{30,}",
+}
+# What a bystander fetches: every URL of the menu, the HTTP root's obvious names, the TFTP files.
+GUESSES = ["menu.ipxe", "hypercore-answers.yaml", "answers.yaml", "hypercore.raw.json", "diskless/ceph.conf",
+           "diskless/ceph.client.diskless.keyring", "ceph.conf", "ceph.client.admin.keyring",
+           "etc/ceph/ceph.client.admin.keyring", "../../etc/ceph/ceph.client.admin.keyring",
+           "%2e%2e/%2e%2e/etc/shadow", "join/requests", "id_ed25519", "repo/id_ed25519",
+           "tokens.json", "cluster/tokens.json", "install.json", "SHA256SUMS"]
+TFTP = ["undionly.kpxe", "snponly.efi", "ipxe.efi", "menu.ipxe", "../etc/ceph/ceph.client.admin.keyring",
+        "ceph.client.admin.keyring", "hypercore-answers.yaml"]
+
+
+def sweep_as_a_bystander(client: Machine) -> list[str]:
+    """Fetch what the client network offers (every URL of the menu, the HTTP
+    root's obvious names, TFTP; the first 4 MiB of big files) into /tmp/loot
+    on the client, assert that none of it holds key material, and return
+    what was fetched."""
+    menu = client.succeed(f"curl -sf http://{SERVER}:8067/menu.ipxe")
+    urls = set(re.findall(rf"http://{re.escape(SERVER)}:8067/[^\s|]+", menu))
+    urls |= {f"http://{SERVER}:8067/{g}" for g in GUESSES}
+    client.succeed("rm -rf /tmp/loot && mkdir -p /tmp/loot")
+    got = {}
+    for i, url in enumerate(sorted(urls)):
+        rc, _ = client.execute(f"curl -sf -r 0-4194303 -o /tmp/loot/h{i} '{url}'")
+        if rc == 0:
+            got[f"h{i}"] = url
+    for i, name in enumerate(TFTP):
+        rc, _ = client.execute(f"busybox tftp -g -r '{name}' -l /tmp/loot/t{i} {SERVER}")
+        if rc == 0:
+            got[f"t{i}"] = f"tftp:{name}"
+        else:
+            client.execute(f"rm -f /tmp/loot/t{i}")
+    for what, pattern in KEY_MATERIAL.items():
+        hits = client.succeed(f"grep -alE '{pattern}' /tmp/loot/* || true").split()
+        assert not hits, f"{what} in {[got.get(h.rsplit('/', 1)[-1], h) for h in hits]}"
+    return sorted(got.values())
+
+
 def test_diskless_node_runs_in_ram_with_vm_disks_on_the_appliance(appliance, tmp_path):
     """SeaBIOS PXE -> iPXE menu (entry `node`: the live system plus the
     diskless role) -> kernel, initramfs and root image over HTTP -> the system
-    in RAM, which keeps its VM disks in the appliance's Ceph with a key limited
-    to RBD in vm-pool."""
+    in RAM. First it is a bystander: it fetches everything the client network
+    offers and finds no key. Then it asks to join; the operator approves its
+    code on the appliance, and it gets its own identity, limited to its own
+    RBD namespace: its VM disk is there, and it cannot read, write or delete
+    the images of the default namespace (golden images) or of another node."""
     node = appliance.node
-    conf = node.succeed("cat /var/lib/hypercore/netboot/diskless/ceph.conf")
-    assert "[global]" in conf and "fsid = " in conf and "mon_host = " in conf, conf
-    caps = node.succeed("ceph auth get client.diskless 2>/dev/null")
-    assert 'caps mon = "profile rbd"' in caps and 'caps osd = "profile rbd pool=vm-pool"' in caps, caps
+    # Nothing for diskless nodes is served, and the old shared identity does not exist.
+    node.fail("test -e /var/lib/hypercore/netboot/diskless")
+    node.fail("ceph auth get client.diskless 2>/dev/null")
+    # What the diskless node must not reach: an image of the default namespace, and another node's.
+    put_boot_sector(node, "/root/probe.img", "HYPERCORE-PROBE", size="4M")
+    node.succeed("rbd import /root/probe.img vm-pool/probe && rbd namespace create vm-pool/other "
+                 "&& rbd import /root/probe.img vm-pool/other/theirs")
+    probe_sum = node.succeed("rbd export vm-pool/probe - 2>/dev/null | sha256sum").split()[0]
     set_menu_default(node, "node")
     client = Machine(None, name="pxe-node", workdir=tmp_path / "client", firmware="bios",
                      memory_mb=2048, nics=[appliance.client_nic()], netboot=True)
@@ -105,25 +157,59 @@ def test_diskless_node_runs_in_ram_with_vm_disks_on_the_appliance(appliance, tmp
             TIMES[f"initrd over {proto} (s)"] = int(ms) / 1000
         client.succeed("cmp /tmp/i.tftp /tmp/i.http")
 
-        client.wait_until_succeeds("systemctl is-active hypercore-diskless.service", timeout=300, interval=5)
-        TIMES["diskless node: power-on to Ceph reachable"] = time.monotonic() - t0
-        assert f"via {SERVER}" in client.succeed("ip -4 route get 10.0.2.15")
-        # It holds only the restricted key, and the VM services use it.
+        # A bystander on the client network: everything it can fetch holds no key.
+        loot = sweep_as_a_bystander(client)
+        assert {f"http://{SERVER}:8067/menu.ipxe", f"http://{SERVER}:8067/hypercore.raw",
+                f"http://{SERVER}:8067/root.squashfs", "tftp:undionly.kpxe"} <= set(loot), loot
         client.fail("test -e /etc/ceph/ceph.client.admin.keyring")
-        assert client.succeed("stat -c %a /etc/ceph/ceph.client.diskless.keyring").strip() == "600"
-        assert client.succeed("cat /etc/hypercore/ceph-user").strip() == "diskless"
+        rc, out = client.execute("timeout 60 ceph -s --connect-timeout 20")
+        assert rc != 0, out
+
+        # It asks to join; the operator compares the code on its console and approves it.
+        m = client.wait_for_console_text(r"join request ([A-Z2-7]{4}-[A-Z2-7]{4}) \(key (SHA256:\S+)\)",
+                                         timeout=300)
+        code, fingerprint = m.group(1), m.group(2)
+        waiting = node.succeed("hypercore cluster approve --list")
+        assert code in waiting and fingerprint in waiting and "diskless node dl-" in waiting, waiting
+        node.fail("hypercore cluster approve AAAA-BBBB")                     # a code nobody asked with
+        out = node.succeed(f"hypercore cluster approve {code.lower()}")
+        name = re.search(r"diskless node (dl-[0-9a-f]{12})", out).group(1)
+        assert f"RBD namespace vm-pool/{name} only" in out, out
+        client.wait_until_succeeds("systemctl is-active hypercore-diskless.service", timeout=300, interval=5)
+        TIMES["diskless node: power-on to Ceph reachable (approved)"] = time.monotonic() - t0
+        assert f"via {SERVER}" in client.succeed("ip -4 route get 10.0.2.15")
+        user = f"diskless-{name}"
+        caps = node.succeed(f"ceph auth get client.{user} 2>/dev/null")
+        assert f'caps osd = "profile rbd pool=vm-pool namespace={name}"' in caps, caps
+        # It holds only its own key, and the VM services use it, in its namespace.
+        client.fail("test -e /etc/ceph/ceph.client.admin.keyring")
+        assert client.succeed(f"stat -c %a /etc/ceph/ceph.client.{user}.keyring").strip() == "600"
+        assert client.succeed("cat /etc/hypercore/ceph-user").strip() == user
         client.succeed("create-vm d1 64 1 new:64M --network none")
-        assert "d1-disk0" in node.succeed("rbd ls vm-pool").split()
-        write_boot_sector(client, "vm-pool/d1-disk0", "HYPERCORE-DISKLESS-VM", user="diskless")
+        assert "d1-disk0" in node.succeed(f"rbd ls vm-pool/{name}").split()
+        assert "d1-disk0" not in node.succeed("rbd ls vm-pool").split()
+        write_boot_sector(client, f"vm-pool/{name}/d1-disk0", "HYPERCORE-DISKLESS-VM", user=user)
         client.succeed("boot-vm d1")
         wait_for_vm_line(client, "d1", "HYPERCORE-DISKLESS-VM")
-        # The key is for RBD images only: the cluster itself is out of its reach.
-        rc, out = client.execute("ceph --id diskless osd pool create stolen 8")
-        assert rc != 0 and "stolen" not in node.succeed("ceph osd pool ls"), out
+        # Out of its reach: the default namespace (golden images), another node's namespace, the cluster.
+        rbd = f"rbd --id {user} --client_mount_timeout=30"
+        for cmd in (f"{rbd} export vm-pool/probe /tmp/stolen", f"{rbd} ls vm-pool",
+                    f"qemu-io -f raw -c 'write 0 512' rbd:vm-pool/probe:id={user}",
+                    f"{rbd} rm --no-progress vm-pool/probe", f"{rbd} import /tmp/mbr vm-pool/planted",
+                    f"{rbd} export vm-pool/other/theirs /tmp/stolen2", f"{rbd} rm --no-progress vm-pool/other/theirs",
+                    f"ceph --id {user} osd pool create stolen 8"):
+            rc, out = client.execute(f"timeout 120 {cmd}")
+            assert rc != 0, (cmd, out)
         client.succeed("hypercore vm stop d1 --force")
-    # The VM's disk outlives the node that ran it: it is in the appliance's Ceph.
-    assert "d1-disk0" in node.succeed("rbd ls vm-pool").split()
-    node.succeed("rbd rm vm-pool/d1-disk0")
+    # The VM's disk outlives the node that ran it; what it could not touch is as it was.
+    assert "d1-disk0" in node.succeed(f"rbd ls vm-pool/{name}").split()
+    assert node.succeed("rbd export vm-pool/probe - 2>/dev/null | sha256sum").split()[0] == probe_sum
+    images = node.succeed("rbd ls vm-pool").split()
+    assert "probe" in images and "planted" not in images, images
+    assert "theirs" in node.succeed("rbd ls vm-pool/other").split()
+    assert "stolen" not in node.succeed("ceph osd pool ls")
+    node.succeed(f"rbd rm vm-pool/{name}/d1-disk0 && rbd rm vm-pool/probe && rbd rm vm-pool/other/theirs "
+                 "&& rbd namespace rm vm-pool/other")
     leases = node.succeed("cat /var/lib/misc/dnsmasq.leases")
     assert client.mac(0) in leases, leases
     (BUILD / "bench-netboot.json").write_text(json.dumps(TIMES, indent=1) + "\n")

@@ -2,27 +2,29 @@
 first, joins its Ceph cluster (issue: scale out) and pulls golden images from
 its repository (issue: golden-image repository).
 
-node1 is the package's appliance. The operator makes a join token there and
-puts an answer file (`ceph.mode: join`, the token, a `repo` section naming
-node1) next to the image node1 serves; a blank machine on node1's private
-client network PXE-boots under OVMF into the menu's install entry, installs,
-and powers off. Its installed disk then boots on the same private link (a
-DHCP lease from node1, with the route to node1's Ceph address).
+node1 is the package's appliance. The operator puts an answer file with
+nothing secret in it (`ceph.mode: join` with `join.request` naming node1's
+netboot address, a `repo` section naming node1) next to the image node1
+serves; what node1 serves then holds no key. A blank machine on node1's
+private client network PXE-boots under OVMF into the menu's install entry,
+installs, and powers off. Its installed disk then boots on the same private
+link (a DHCP lease from node1, with the route to node1's Ceph address).
 
-The first token in that answer file was revoked before the install: the
-first boot stops at the join with one line and the cluster is unchanged.
-The operator writes a new token into the answers and restarts the
-bootstrap, which resumes: node2 runs a monitor, a standby manager and an
-OSD, the pools go to two copies on different hosts, HEALTH_OK.
+Its first boot asks node1 to join and shows a code on its console; until
+the operator approves that code nothing changes in the cluster, and a code
+nobody asked with is refused. `hypercore cluster approve CODE` on node1
+hands node2 a join token sealed to node2's own key: node2 runs a monitor, a
+standby manager and an OSD, the pools go to two copies on different hosts,
+HEALTH_OK.
 
 These tests run after every other test of the package (conftest orders
 them last): from here on node1's cluster needs both monitors.
 
 The rest is marked heavy: CI's two cores cannot afford it, so it runs with
 `./tools/run-tests --heavy`. node2 is killed hard and comes back. A third
-appliance is installed over the network the other way (monitor address and
-admin key, no token) with a mistyped monitor address: its first boot stops
-at that in one line; corrected, it joins and the pools keep three copies.
+appliance is installed over the network with a mistyped address of the node
+to ask: its first boot stops at that in one line; corrected and approved, it
+joins and the pools keep three copies.
 It is then powered off hard while a VM runs on it: two of three monitors
 keep the quorum, data stays readable and writable, the VM starts on node2
 from its RBD disk, and the cluster heals when node3 is back. Last, node3
@@ -37,7 +39,6 @@ import time
 
 import pytest
 
-from hypercore.cluster.token import decode
 from tests.appliance.bootsector import put_boot_sector, wait_for_vm_line, write_boot_sector
 from tests.appliance.conftest import answers
 from tests.appliance.test_netboot import set_menu_default
@@ -55,12 +56,15 @@ def record() -> None:
     (BUILD / "bench-scaleout.json").write_text(json.dumps(TIMES, indent=1) + "\n")
 
 
-def node2_answers(token: str, node1_repo_key: str) -> str:
+KEY_MATERIAL = r"AQ[A-Za-z0-9+/]{36}==|-----BEGIN [A-Z0-9 ]*PRIVATE KEY|[$](6|y|5|2b|gy)[$][./A-Za-z0-9]{8,}|eyJ[A-Za-z0-9_-]{30,}"
+
+
+def node2_answers(ask: str, node1_repo_key: str) -> str:
     return answers("node2", ceph=f"""\
 ceph:
   mode: join
   join:
-    token: "{token}"
+    request: "http://{ask}:8067"
   osd_disks:
     - match: {{serial: HCDISK1}}
 """) + f"""\
@@ -88,6 +92,30 @@ def cluster_view(node1: Machine) -> dict[str, str]:
             "tree": node1.succeed("ceph osd tree 2>/dev/null")}
 
 
+def boot_to_join_request(node: Machine) -> tuple[str, str]:
+    """A node just powered on whose first boot asks to join: (its code, its key's fingerprint)."""
+    t0 = time.monotonic()
+    m = node.wait_for_console_text(r"join request ([A-Z2-7]{4}-[A-Z2-7]{4}) \(key (SHA256:\S+)\)", timeout=1500)
+    TIMES[f"{node.name}: power-on to the join request"] = time.monotonic() - t0
+    record()
+    return m.group(1), m.group(2)
+
+
+def served_answers_hold_no_key(node1: Machine) -> None:
+    """What any machine on the client network gets as answers (node1 fetches its own client address)."""
+    text = node1.succeed(f"curl -sf http://{SERVER}:8067/hypercore-answers.yaml")
+    assert "mode: join" in text, text
+    node1.fail(f"curl -sf http://{SERVER}:8067/hypercore-answers.yaml | grep -aE '{KEY_MATERIAL}'")
+
+
+def approve(node1: Machine, node: Machine, code: str, fingerprint: str) -> None:
+    """What the operator does: compare the code and the key with the new node's console, approve."""
+    waiting = node1.succeed("hypercore cluster approve --list")
+    assert code in waiting and fingerprint in waiting and f"node {node.name} from 192.168.50." in waiting, waiting
+    out = node1.succeed(f"hypercore cluster approve {code}")
+    assert "approved" in out and "join token" in out, out
+
+
 def boot_to_refused_join(node: Machine, step: str, what: str) -> None:
     """A node just powered on whose first boot must stop at `step`; record how long that took."""
     t0 = time.monotonic()
@@ -105,6 +133,7 @@ def install_over_the_network(appliance, node1: Machine, name: str, text: str, wo
     installer entry with these answers, installs and powers off; returns the
     machine to boot from its disks (its only NIC on the same network)."""
     node1.succeed(f"cat > /var/lib/hypercore/netboot/hypercore-answers.yaml <<'EOF'\n{text}EOF")
+    served_answers_hold_no_key(node1)
     set_menu_default(node1, "installer")
     pxe = Machine(None, name=f"pxe-{name}", workdir=work / "pxe", firmware="uefi", memory_mb=2048,
                   disks=["16G", "8G"], nics=[appliance.client_nic()], netboot=True, mac_prefix=mac_prefix)
@@ -127,16 +156,12 @@ def cluster(appliance, tmp_path_factory):
     """node1 and node2, one Ceph cluster; yields (node1, node2)."""
     node1 = appliance.node
     before = cluster_view(node1)
-    # A token the operator revoked (say, it was pasted in the wrong chat): the join must stop at it.
-    revoked = node1.succeed("hypercore cluster token --ttl 2h 2>/dev/null").strip()
-    entity = decode(revoked).entity
-    node1.succeed(f"hypercore cluster token --revoke {entity}")
     key1 = node1.succeed("cat /etc/hypercore/repo/id_ed25519.pub").strip()
-    node2 = install_over_the_network(appliance, node1, "node2", node2_answers(revoked, key1),
+    node2 = install_over_the_network(appliance, node1, "node2", node2_answers(SERVER, key1),
                                      tmp_path_factory.mktemp("node2"), "52:54:00:12:34")
     with node2:
-        boot_to_refused_join(node2, "join-cluster", "a revoked token")
-        yield node1, node2, {"before": before, "revoked": entity}
+        code, fingerprint = boot_to_join_request(node2)
+        yield node1, node2, {"before": before, "code": code, "fingerprint": fingerprint}
 
 
 def test_installed_over_the_network(cluster):
@@ -148,27 +173,29 @@ def test_installed_over_the_network(cluster):
     assert f"via {SERVER}" in node2.succeed("ip -4 route get 10.0.2.15")
 
 
-def test_a_refused_token_stops_the_join_and_changes_nothing(cluster):
+def test_until_approved_the_node_waits_and_changes_nothing(cluster):
     node1, node2, info = cluster
     status = node2.succeed("hypercore-install status")
-    assert "join-cluster" in status and "refused the join token" in status, status
-    assert "hypercore cluster token" in status, status
-    # Nothing of node2 reached the cluster.
+    assert f"Join request {info['code']} (key {info['fingerprint']})" in status, status
+    assert f"hypercore cluster approve {info['code']}" in status, status
+    # A code nobody asked with is refused in one line.
+    rc, out = node1.execute("hypercore cluster approve AAAA-BBBB")
+    assert rc != 0 and "no join request with code AAAA-BBBB" in out and "Traceback" not in out, out
+    # Nothing of node2 reached the cluster, and it holds no key.
     assert cluster_view(node1) == info["before"]
     node2.fail("test -e /etc/ceph/ceph.client.admin.keyring")
+    node2.fail("ls /etc/ceph/ | grep -q keyring")
     assert node2.succeed("ceph-volume lvm list 2>&1 || true").count("osd id") == 0
 
 
-def test_a_new_token_resumes_the_join(cluster):
+def test_the_approved_node_joins(cluster):
     node1, node2, info = cluster
-    token = node1.succeed("hypercore cluster token --ttl 2h 2>/dev/null").strip()
-    # What the operator does: the new token into the answers, then the bootstrap again.
-    node2.succeed(f"sed -i -E 's|^    token: .*$|    token: \"{token}\"|' /etc/hypercore/answers.yaml")
     t0 = time.monotonic()
-    node2.succeed("systemctl restart hypercore-firstboot.service", timeout=2400)
-    TIMES["node2: join resumed to first boot done"] = time.monotonic() - t0
+    approve(node1, node2, info["code"], info["fingerprint"])
+    node2.wait_until_succeeds("test -e /var/lib/hypercore/firstboot/complete", timeout=2400, interval=10)
+    TIMES["node2: approved to first boot done"] = time.monotonic() - t0
     health_ok(node1)
-    TIMES["node2: join resumed to HEALTH_OK at size 2"] = time.monotonic() - t0
+    TIMES["node2: approved to HEALTH_OK at size 2"] = time.monotonic() - t0
     record()
     tree = ceph_json(node1, "osd tree")
     hosts = {n["name"]: n for n in tree["nodes"] if n["type"] == "host"}
@@ -248,16 +275,15 @@ def test_a_node_killed_hard_comes_back_and_the_cluster_heals(cluster):
 
 # --- three nodes (heavy: a third TCG appliance does not fit CI's two cores) ---------
 
-WRONG_MON = "192.168.50.77"     # nobody there: the operator mistyped node1's address
+WRONG_NODE = "192.168.50.77"     # nobody there: the operator mistyped node1's address
 
 
-def node3_answers(mon: str, admin_key: str) -> str:
-    """The other way to join (no token): the monitors' addresses and the admin key."""
+def node3_answers(ask: str) -> str:
     return answers("node3", ceph=f"""\
 ceph:
   mode: join
-  mon_hosts: ["{mon}"]
-  key: "{admin_key}"
+  join:
+    request: "http://{ask}:8067"
   osd_disks:
     - match: {{serial: HCDISK1}}
 """)
@@ -265,25 +291,24 @@ ceph:
 
 @pytest.fixture(scope="module")
 def node3(cluster, appliance, tmp_path_factory):
-    """A third appliance, installed over the network with a mistyped monitor
-    address: its first boot stops at it. Yields (node3, what the cluster was)."""
+    """A third appliance, installed over the network with a mistyped address
+    of the node to ask: its first boot stops at it. Yields (node3, what the cluster was)."""
     node1, _, _ = cluster
     before = cluster_view(node1)
-    admin_key = node1.succeed("ceph auth get-key client.admin 2>/dev/null").strip()
-    node = install_over_the_network(appliance, node1, "node3", node3_answers(WRONG_MON, admin_key),
+    node = install_over_the_network(appliance, node1, "node3", node3_answers(WRONG_NODE),
                                     tmp_path_factory.mktemp("node3"), "52:54:00:12:35")
     with node:
-        boot_to_refused_join(node, "time", "a wrong monitor address")
+        boot_to_refused_join(node, "join-conf", "a wrong address to ask")
         yield node, before
 
 
 @pytest.mark.heavy
-def test_a_wrong_monitor_address_stops_the_join_in_one_line(cluster, node3):
+def test_a_wrong_address_to_ask_stops_the_join_in_one_line(cluster, node3):
     node1, _, _ = cluster
     node, before = node3
     status = node.succeed("hypercore-install status")
-    assert f"no monitor of the cluster answers at {WRONG_MON}:3300, {WRONG_MON}:6789" in status, status
-    assert "ceph.mon_hosts and ceph.key" in status and "Traceback" not in status, status
+    assert f"nobody answers join requests at http://{WRONG_NODE}:8067" in status, status
+    assert "ceph.join.request" in status and "Traceback" not in status, status
     assert cluster_view(node1) == before
     node.fail("test -e /etc/chrony/sources.d/hypercore-monitors.sources")
 
@@ -292,10 +317,15 @@ def test_a_wrong_monitor_address_stops_the_join_in_one_line(cluster, node3):
 def test_a_third_node_joins_and_the_pools_keep_three_copies(cluster, node3):
     node1, _, _ = cluster
     node, _ = node3
-    # The operator corrects the address (node1's Ceph address) and restarts the bootstrap.
-    node.succeed(f"sed -i 's/{WRONG_MON}/10.0.2.15/' /etc/hypercore/answers.yaml")
+    # The operator corrects the address (node1's netboot address), restarts the bootstrap and approves it.
+    node.succeed(f"sed -i 's/{WRONG_NODE}/{SERVER}/' /etc/hypercore/answers.yaml")
     t0 = time.monotonic()
-    node.succeed("systemctl restart hypercore-firstboot.service", timeout=2400)
+    since = len(node.console_text())
+    node.succeed("systemctl restart --no-block hypercore-firstboot.service")
+    m = node.wait_for_console_text(r"join request ([A-Z2-7]{4}-[A-Z2-7]{4}) \(key (SHA256:\S+)\)",
+                                   timeout=600, since=since)
+    approve(node1, node, m.group(1), m.group(2))
+    node.wait_until_succeeds("test -e /var/lib/hypercore/firstboot/complete", timeout=2400, interval=10)
     health_ok(node1, timeout=1800)
     TIMES["node3: join resumed to HEALTH_OK at size 3"] = time.monotonic() - t0
     record()

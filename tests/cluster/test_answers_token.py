@@ -72,4 +72,30 @@ def test_both_ways_at_once_is_one_problem():
     now = time.time()
     d = doc_with(token(int(now) + 3600), mon_hosts=["10.0.2.15"], key=KEY)
     [p] = answers.check(d, now=now)
-    assert p.path == "ceph" and p.message == "give either `join.token` or `mon_hosts` with `key`, not both"
+    assert p.path == "ceph" and p.message == "give either `join` (a `token` or a `request`) or `mon_hosts` with `key`, not both"
+
+
+def test_a_join_request_validates_and_a_token_with_it_is_refused():
+    from hypercore_installer import answers as answers_mod
+    from tests.firstboot.conftest import ANSWERS_NEW
+    ok = {**ANSWERS_NEW, "ceph": {"mode": "join", "join": {"request": "http://192.168.50.1:8067"},
+                                  "osd_disks": ["/dev/vdb"]}}
+    assert answers_mod.check(ok) == []
+    both = {**ok, "ceph": {**ok["ceph"], "join": {"request": "http://192.168.50.1:8067", "token": "x" * 60}}}
+    problems = answers_mod.check(both)
+    assert problems[0].path == "ceph.join" and "exactly one of" in problems[0].message, problems
+    bad = {**ok, "ceph": {**ok["ceph"], "join": {"request": "ftp://node1/"}}}
+    assert [p.path for p in answers_mod.check(bad)] == ["ceph.join.request"]
+
+
+def test_answers_over_plain_http_may_hold_no_secret():
+    from hypercore_installer import answers as answers_mod
+    from tests.firstboot.conftest import ANSWERS_NEW, JOIN_KEY
+    doc = {**ANSWERS_NEW, "root": {"ssh_keys": ANSWERS_NEW["root"]["ssh_keys"], "password_hash": "$6$x$y"},
+           "ceph": {"mode": "join", "mon_hosts": ["10.0.2.10"], "key": JOIN_KEY, "osd_disks": ["/dev/vdb"]}}
+    assert answers_mod.secret_fields(doc) == ["root.password_hash", "ceph.key"]
+    problems = answers_mod.check_served(doc)
+    assert [p.path for p in problems] == ["root.password_hash", "ceph.key"]
+    assert "plain HTTP" in problems[0].message and "ceph.join.request" in problems[0].hint
+    assert JOIN_KEY not in " ".join(p.message + p.hint for p in problems)
+    assert answers_mod.check_served(ANSWERS_NEW) == []

@@ -80,8 +80,25 @@ def test_nothing_found_exits_0_and_points_at_the_dialogue(auto, env):
 
 # --- each source, dry run -------------------------------------------------------
 
-def test_from_a_url_on_the_kernel_command_line(auto, env, server):
+def without_secrets(text: bytes) -> bytes:
+    """The example, as it may be served over plain HTTP: no password hash (the SSH key logs in)."""
+    return b"".join(line for line in text.splitlines(keepends=True) if b"password_hash" not in line)
+
+
+def test_secrets_in_answers_over_plain_http_are_refused(auto, env, server):
     text = SINGLE.read_bytes()
+    assert b"password_hash" in text
+    server.routes["/nodes/node1.yaml"] = [(200, text)]
+    url = server.url("/nodes/node1.yaml")
+    (env / "cmdline").write_text(f"console=ttyS0 hypercore.answers={url} hypercore.answers_sha256={_sha(text)}\n")
+    code, out, err = auto()
+    assert code != 0 and "Traceback" not in err
+    assert "root.password_hash: is a secret, and this answer file came over plain HTTP" in err, err
+    assert "nothing was installed" in err and "[1/" not in out
+
+
+def test_from_a_url_on_the_kernel_command_line(auto, env, server):
+    text = without_secrets(SINGLE.read_bytes())
     server.routes["/nodes/node1.yaml"] = [(503, b""), (200, text)]
     url = server.url("/nodes/node1.yaml")
     (env / "cmdline").write_text(f"console=ttyS0 hypercore.answers={url} hypercore.answers_sha256={_sha(text)}\n")
