@@ -45,6 +45,9 @@ def build(defn: VMDefinition, rt: Runtime, accel: Accel, *, shared_dir: Path,
                     "-machine", "q35", "-accel", accel.name, "-cpu", accel.cpu,
                     "-smp", str(defn.cpus), "-m", f"{defn.memory_mb}M",
                     "-pidfile", str(rt.qemu_pid)]
+    if any(isinstance(d, RbdDisk) for d in defn.disks):
+        # Paused until `vm start` holds the disks' claims (hypercore.rbd_claims), then `cont`.
+        a.append("-S")
     # Control: QMP for us, the serial console (logged) for people.
     a += _chardev_socket("qmp0", rt.qmp) + ["-mon", "chardev=qmp0,mode=control"]
     a += _chardev_socket("console0", rt.console, logfile=rt.console_log, logappend="on")

@@ -24,6 +24,7 @@ PACKAGES = {
     "qemu-system-x86_64": "qemu-system-x86",
     "qemu-img": "qemu-utils",
     "rbd": "ceph-common",
+    "rados": "ceph-common",
     "ceph": "ceph-common",
     "ceph-volume": "ceph-osd",
     "ceph-mon": "ceph-mon",

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from hypercore import definition, qemu_argv, shared
+from hypercore import definition, qemu_argv, rbd_claims, shared
 from hypercore.accel import Accel, detect
 from hypercore.qmp import QMP
 from hypercore.run import spawn, stop
@@ -107,6 +107,12 @@ def run_vm(state: StateDir, name: str, accel_name: str | None = None) -> int:
     finally:
         stop(qemu)
         stop(vfs)
+        if rbd_claims.rbd_disks(defn):  # however QEMU ended: its disks are free for another node
+            problems = rbd_claims.release_all(defn)
+            for problem in problems:
+                log.error("%s", problem)
+            if not problems:
+                log.info("released the claims on %s", ", ".join(d.spec for d in rbd_claims.rbd_disks(defn)))
         clean(rt)
         rt.runner_pid.unlink(missing_ok=True)
         logf.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from hypercore import names, storage, supervisor, vms
+from hypercore import names, rbd_claims, storage, supervisor, vms
 from hypercore import storage_rbd as sr
 from hypercore.definition import FileDisk, RbdDisk, VMDefinition
 from hypercore.errors import UserError
@@ -93,6 +93,8 @@ def rollback(state: StateDir, name: str, snap: str) -> str:
         raise UserError(f"VM {name} has no snapshot {snap!r}"
                         + (f" on disk{missing[0]}" if len(missing) < len(defn.disks) else ""),
                         hint=f"list them: hypercore vm snapshot list {name}")
+    for disk in rbd_claims.rbd_disks(defn):  # open on another node: QEMU there would hand librbd the lock
+        rbd_claims.require_unused(disk, "roll back", name)
     for disk in defn.disks:
         storage.snapshot_offline("apply", disk, snap)
     return f"rolled VM {name} back to snapshot {snap}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from hypercore.cephuser import default_user
@@ -68,6 +69,40 @@ def qemu_target(spec: str, user=None, conf=None) -> str:
     return f"rbd:{spec}:id={user or default_user()}" + (f":conf={conf}" if conf else "")
 
 
+def status_argv(spec: str, user=None, conf=None) -> list[str]:
+    """Who has the image open: its watchers (a read-only open, which adds none)."""
+    return base(user, conf) + ["status", "--format", "json", spec]
+
+
+# hypercore's claim on an image is a RADOS advisory lock on its header object,
+# named apart from librbd's own "rbd_lock": an `rbd lock add` lock would keep
+# QEMU's librbd from taking the exclusive lock it needs to write (its writes
+# would wait for ever), this one does not.
+CLAIM_LOCK = "hypercore"
+
+
+def header_object(info: dict) -> str:
+    """The header object of a format 2 image, from `rbd info --format json`."""
+    return f"rbd_header.{info['id']}"
+
+
+def rados_base(pool: str, user=None, conf=None) -> list[str]:
+    return ["rados", "--id", user or default_user()] + (["-c", conf] if conf else []) + CONNECT + ["-p", pool]
+
+
+def claim_info_argv(pool: str, obj: str, user=None, conf=None) -> list[str]:
+    return rados_base(pool, user, conf) + ["lock", "info", obj, CLAIM_LOCK, "--format", "json"]
+
+
+def claim_take_argv(pool: str, obj: str, cookie: str, description: str, user=None, conf=None) -> list[str]:
+    return rados_base(pool, user, conf) + ["lock", "get", obj, CLAIM_LOCK, "--lock-type", "exclusive",
+                                           "--lock-cookie", cookie, "--lock-description", description]
+
+
+def claim_break_argv(pool: str, obj: str, locker: str, cookie: str, user=None, conf=None) -> list[str]:
+    return rados_base(pool, user, conf) + ["lock", "break", obj, CLAIM_LOCK, locker, "--lock-cookie", cookie]
+
+
 def import_argv(src: Path | str, src_fmt: str, spec: str, user=None, conf=None) -> list[str]:
     return ["qemu-img", "convert", "-f", src_fmt, "-O", "raw", str(src), qemu_target(spec, user, conf)]
 
@@ -117,6 +152,100 @@ def snapshots(spec: str, user=None, conf=None) -> list[dict]:
 def children(spec: str, snap: str, user=None, conf=None) -> list[str]:
     out = json.loads(run(children_argv(spec, snap, user, conf), timeout=60).stdout or "[]")
     return [f"{c['pool']}/{c['image']}" if isinstance(c, dict) else str(c) for c in out]
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client of the cluster by its address, e.g. 10.0.2.15:0/3412345678 (IP:port/nonce)."""
+    address: str
+
+    @property
+    def ip(self) -> str:
+        addr = self.address.split(":", 1)[1] if self.address[:3] in ("v1:", "v2:") else self.address
+        addr = addr.removeprefix("any:").rsplit("/", 1)[0]
+        return addr.rsplit(":", 1)[0].strip("[]") if ":" in addr else addr
+
+
+@dataclass(frozen=True)
+class Watcher(Client):
+    client: str = ""   # client.4123
+
+
+@dataclass(frozen=True)
+class Claim(Client):
+    """hypercore's lock: cookie VM@NODE, description 'VM NAME on NODE since ...'."""
+    locker: str = ""   # client.4567: the `rados lock get` that took it
+    cookie: str = ""
+    description: str = ""
+
+    @property
+    def vm(self) -> str:
+        return self.cookie.rpartition("@")[0]
+
+    @property
+    def node(self) -> str:
+        return self.cookie.rpartition("@")[2]
+
+    @property
+    def since(self) -> str:
+        return self.description.partition(" since ")[2]
+
+
+def parse_status(text: str) -> list[Watcher]:
+    doc = json.loads(text or "{}")
+    return [Watcher(address=w.get("address", "?"), client=f"client.{w.get('client', '?')}")
+            for w in doc.get("watchers", [])]
+
+
+def parse_claims(text: str) -> list[Claim]:
+    doc = json.loads(text or "{}")
+    return [Claim(address=c.get("addr", "?"), locker=c.get("name", "?"), cookie=c.get("cookie", ""),
+                  description=c.get("description", "")) for c in doc.get("lockers", [])]
+
+
+def watchers(disk: RbdDisk) -> list[Watcher]:
+    try:
+        return parse_status(run(status_argv(disk.spec, disk.user, disk.conf), timeout=60).stdout)
+    except CommandError as e:
+        raise UserError(f"cannot tell who has {disk.spec} open: {_fail(e)}",
+                        hint="check the cluster: ceph -s") from None
+
+
+def _header(disk: RbdDisk) -> str:
+    return header_object(require_image(disk))
+
+
+def claims(disk: RbdDisk, obj: str | None = None) -> list[Claim]:
+    argv = claim_info_argv(disk.pool, obj or _header(disk), disk.user, disk.conf)
+    try:
+        return parse_claims(run(argv, timeout=60).stdout)
+    except CommandError as e:
+        raise UserError(f"cannot read hypercore's claim on {disk.spec}: {_fail(e)}",
+                        hint=f"the command was: {' '.join(argv)}") from None
+
+
+def take_claim(disk: RbdDisk, cookie: str, description: str) -> bool:
+    """Atomic: True when this call took it, False when someone holds it."""
+    argv = claim_take_argv(disk.pool, _header(disk), cookie, description, disk.user, disk.conf)
+    try:
+        run(argv, timeout=60)
+    except CommandError as e:
+        if "busy" in e.stderr.lower() or "exists" in e.stderr.lower():
+            return False
+        raise UserError(f"cannot claim {disk.spec}: {_fail(e)}",
+                        hint=f"the command was: {' '.join(argv)}") from None
+    return True
+
+
+def break_claim(disk: RbdDisk, claim: Claim, obj: str | None = None) -> None:
+    """Remove one claim; one already gone is no error."""
+    argv = claim_break_argv(disk.pool, obj or _header(disk), claim.locker, claim.cookie, disk.user, disk.conf)
+    try:
+        run(argv, timeout=60)
+    except CommandError as e:
+        if "No such file" not in e.stderr:
+            raise UserError(f"cannot release the claim on {disk.spec}: {_fail(e)}",
+                            hint=f"the command was: {' '.join(argv)}") from None
 
 
 def rbd(argv: list[str], timeout: float | None = 600) -> None:

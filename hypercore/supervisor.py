@@ -8,6 +8,7 @@ STATE/vms/NAME/run/: QEMU's pid file, the QMP, agent and console sockets.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -18,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hypercore
-from hypercore import host
+from hypercore import definition, host, rbd_claims
 from hypercore.errors import UserError
 from hypercore.qmp import QMP, GuestAgent, QMPError
 from hypercore.run import CommandError, run, spawn
 from hypercore.state import Runtime, StateDir
 
 READY_TIMEOUT = 60.0
+log = logging.getLogger("hypercore.supervisor")
 
 
 def unit_name(name: str) -> str:
@@ -172,7 +174,24 @@ def agent_answers(rt: Runtime, timeout: float = 2.0) -> bool:
 
 
 def stop(state: StateDir, name: str, *, force: bool = False, timeout: float = 60.0) -> str:
-    """Stop a VM; return how it went, for the user."""
+    """Stop a VM; return how it went, for the user. Its RBD disks' claims go with it
+    (the runner drops them too, on its way out: whichever comes first)."""
+    how = _stop(state, name, force=force, timeout=timeout)
+    release_claims(state, name)
+    return how
+
+
+def release_claims(state: StateDir, name: str) -> None:
+    try:
+        defn = definition.load(state.definition(name))
+    except (OSError, UserError):
+        return
+    if rbd_claims.rbd_disks(defn):
+        for problem in rbd_claims.release_all(defn):
+            log.warning("%s", problem)
+
+
+def _stop(state: StateDir, name: str, *, force: bool, timeout: float) -> str:
     rt = state.runtime(name)
     pid = qemu_pid(rt)
     if pid is None:

@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hypercore import definition, diskspec, host, images, names, shared, storage, supervisor
+from hypercore import definition, diskspec, host, images, names, rbd_claims, shared, storage, supervisor
 from hypercore import storage_file as sf
 from hypercore import storage_rbd as sr
 from hypercore.accel import detect
@@ -14,6 +14,7 @@ from hypercore.cephuser import default_namespace
 from hypercore.definition import FileDisk, Kernel, Network, RbdDisk, Shared, VMDefinition
 from hypercore.errors import UserError
 from hypercore.qemu_argv import OVMF_VARS_TEMPLATE
+from hypercore.qmp import QMP
 from hypercore.sizes import human
 from hypercore.state import StateDir
 
@@ -164,15 +165,32 @@ def start(state: StateDir, name: str) -> list[str]:
         raise UserError(f"VM {name} is already running",
                         hint=f"attach to it: hypercore vm console {name}, or stop it: hypercore vm stop {name}")
     preflight(state, defn)
+    rbd = rbd_claims.rbd_disks(defn)
+    notes = [note for disk in rbd for note in rbd_claims.before_start(disk, name)]
     rt = state.runtime(name)
     supervisor.stale_cleanup(rt)
     accel = detect(defn.accel)
     rt.dir.mkdir(parents=True, exist_ok=True)
     rt.accel.write_text(f"{accel.name}\n{accel.reason}\n")
     started = supervisor.launch(state, name, accel.name)
-    return [f"started VM {name} as a {started.mode} (QEMU pid {started.pid}, "
-            f"{accel.name.upper()}: {accel.reason})",
-            f"console: hypercore vm console {name}   (log: {rt.console_log})"]
+    if rbd:
+        _claim_and_run(state, name, rbd)
+    return notes + [f"started VM {name} as a {started.mode} (QEMU pid {started.pid}, "
+                    f"{accel.name.upper()}: {accel.reason})",
+                    f"console: hypercore vm console {name}   (log: {rt.console_log})"]
+
+
+def _claim_and_run(state: StateDir, name: str, disks: list[RbdDisk]) -> None:
+    """QEMU has the RBD disks open, paused: claim them all, then let the guest run.
+    Another start that won a claim first makes this one quit its QEMU."""
+    try:
+        for disk in disks:
+            rbd_claims.claim(disk, name)
+        with QMP.connect(state.runtime(name).qmp, timeout=10) as q:
+            q.execute("cont")
+    except BaseException:
+        supervisor.stop(state, name, force=True)  # releases what this start claimed
+        raise
 
 
 def require_stopped(state: StateDir, name: str, doing: str) -> None:
@@ -205,6 +223,7 @@ def delete(state: StateDir, name: str) -> list[str]:
                         hint="delete those clones first")
     for disk in defn.disks:
         if isinstance(disk, RbdDisk) and disk.owned:
+            rbd_claims.require_unused(disk, "delete", name)
             blockers = storage.rbd_clone_blockers(disk)
             if blockers:
                 raise UserError(f"RBD image {disk.spec} of VM {name} has linked clones: "

@@ -236,6 +236,27 @@ def test_a_vm_made_on_node1_starts_on_node2(cluster):
     node2.succeed("hypercore vm stop mover --force")
 
 
+def test_one_writer_per_disk(cluster):
+    """mover (its disk made on node1) runs on node2: node1 may not start it too,
+    nor delete its disk or roll it back; once stopped on node2 it starts on node1."""
+    node1, node2, _ = cluster
+    node1.succeed("hypercore vm snapshot create mover s1")
+    node2.succeed("rm -f /var/lib/hypercore/vms/mover/run/console.log && boot-vm mover")
+    wait_for_vm_line(node2, "mover", "HYPERCORE-MOVED-VM")
+    for command, refused in (("boot-vm mover", "cannot start VM mover"),
+                             ("hypercore vm delete mover", "cannot delete VM mover"),
+                             ("hypercore vm snapshot rollback mover s1", "cannot roll back VM mover")):
+        rc, out = node1.execute(command)
+        assert rc == 1 and "Traceback" not in out, out
+        assert f"{refused}: its disk vm-pool/mover-disk0 is in use by " in out and "VM mover on node2" in out, out
+    node1.succeed("rbd info vm-pool/mover-disk0 && rbd snap ls vm-pool/mover-disk0 | grep -w s1")
+    node2.succeed("hypercore vm stop mover --force")
+    node1.succeed("boot-vm mover")
+    wait_for_vm_line(node1, "mover", "HYPERCORE-MOVED-VM")
+    node2.fail("boot-vm mover")
+    node1.succeed("hypercore vm stop mover --force")
+
+
 def test_an_image_added_on_node1_reaches_node2_and_a_vm_boots_from_it(cluster):
     node1, node2, _ = cluster
     put_boot_sector(node1, "/root/repo.raw", MARKER, size="8M")
@@ -356,8 +377,10 @@ def test_one_of_three_powered_off_vms_start_elsewhere_no_data_lost(cluster, node
                   timeout=600)
     during = node1.succeed("sha256sum < /root/during").split()[0]
     assert node2.succeed("rbd export vm-pool/xfer - 2>/dev/null | sha256sum").split()[0] == want
-    # The VM starts on node2 from the same disk (the documented way).
-    node2.succeed("create-vm runner 64 1 rbd:vm-pool/runner-disk0 --network none && boot-vm runner")
+    # The VM starts on node2 from the same disk (the documented way), once node3's
+    # QEMU no longer watches it (the OSDs drop a dead client's watch after 30 s).
+    node2.succeed("create-vm runner 64 1 rbd:vm-pool/runner-disk0 --network none")
+    node2.wait_until_succeeds("boot-vm runner", timeout=180, interval=10)
     wait_for_vm_line(node2, "runner", "HYPERCORE-RUNS-ELSEWHERE")
     node2.succeed("hypercore vm stop runner --force")
     t0 = time.monotonic()
