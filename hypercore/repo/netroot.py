@@ -5,6 +5,8 @@ roots/NAME@vN.squashfs, atomically; hypercore-netboot's menu then offers it.
 
 REPO/NAME/vN/netboot.json records it, written before the file appears and
 removed after it is gone, so a served root is always held: prune keeps it.
+The file's SHA-256 (from the version's manifest, checked just before) is
+recorded next to it (NAME@vN.squashfs.sha256) for the menu's kernel line.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+from hypercore import digest
 from hypercore.errors import UserError
 from hypercore.repo import manifest
 from hypercore.repo.layout import Repo, locked
@@ -79,8 +82,11 @@ def publish(repo: Repo, name: str, v: str, root: Path) -> str:
             run(["cp", "--reflink=auto", "--sparse=auto", "--", str(src), str(tmp)])
             tmp.chmod(0o644)
             tmp.rename(dst)
+            held = manifest.load(repo.subvol(name, v))
+            digest.write_record(dst, held["files"][held["image"]]["sha256"])
         except BaseException:
             tmp.unlink(missing_ok=True)
+            dst.unlink(missing_ok=True)
             rec.unlink(missing_ok=True)
             raise
     return f"published {name}@{v} as the netboot root {dst}"
@@ -94,6 +100,7 @@ def unpublish(repo: Repo, name: str, v: str, root: Path) -> str:
             raise UserError(f"{name}@{v} is not published as a netboot root",
                             hint="see the published roots: ls " + str(root / ROOTS))
         dst.unlink(missing_ok=True)
+        Path(digest.record_path(dst)).unlink(missing_ok=True)
         rec.unlink(missing_ok=True)
     return f"unpublished the netboot root {name}@{v} ({dst} removed)"
 

@@ -65,7 +65,8 @@ def machine_for(args, source: str | None = None) -> dict:
     from .collect import collect_machine
     machine = collect_machine()
     if netsource.is_url(source):
-        machine["network_source"] = netsource.describe_url(source)
+        machine["network_source"] = netsource.describe_url(
+            source, netsource.pins(getattr(args, "source_sha256", None), getattr(args, "source_json_sha256", None)))
     return machine
 
 
@@ -182,6 +183,9 @@ def _install_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--journal", metavar="PATH",
                    help=f"install journal, for resuming after a crash (default {DEFAULT_WORKDIR}/journal.json)")
     p.add_argument("--source-disk", metavar="PATH", help=argparse.SUPPRESS)
+    # With --source-disk URL: the SHA-256s the boot menu would give (hypercore.source_sha256=, ..._json_sha256=).
+    p.add_argument("--source-sha256", metavar="HEX", help=argparse.SUPPRESS)
+    p.add_argument("--source-json-sha256", metavar="HEX", help=argparse.SUPPRESS)
     p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=argparse.SUPPRESS)
 
 
@@ -216,6 +220,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--machine", metavar="MACHINE.json", help="plan for a recorded machine (from `probe`)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--source-disk", metavar="PATH", help=argparse.SUPPRESS)
+    # With --source-disk URL: the SHA-256s the boot menu would give (hypercore.source_sha256=, ..._json_sha256=).
+    p.add_argument("--source-sha256", metavar="HEX", help=argparse.SUPPRESS)
+    p.add_argument("--source-json-sha256", metavar="HEX", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("apply", help="install according to an answer file",

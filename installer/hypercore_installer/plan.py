@@ -33,6 +33,9 @@ def _source(machine: dict, source_path: str | None) -> tuple[dict | None, list[R
         if not found or found.get("path") != source_path:
             return None, [Refusal("source", f"no description of {source_path} was fetched",
                                   "run on the machine being installed (it fetches URL.json)")]
+        if not found.get("sha256"):
+            return None, [Refusal("source", f"no SHA-256 to check the image {source_path} against",
+                                  f"boot the appliance menu's install entry ({netsource.SHA_KEY}=)")]
         return found, []
     if source_path:
         disk = find_by_path(machine, source_path)
@@ -215,7 +218,8 @@ def _steps(answers, machine, source, target, geometry, data, osds) -> list[Step]
     steps += [
         Step("copy-image", "copy-image",
              f"copy the Hypercore image ({human(source['image_bytes'])}) from {source['path']} to {t}",
-             True, (t,), {"source": source["path"], "target": t, "bytes": source["image_bytes"]}),
+             True, (t,), {"source": source["path"], "target": t, "bytes": source["image_bytes"],
+                          **({"sha256": source["sha256"]} if is_url(source["path"]) else {})}),
         Step("new-partition-ids", "new-partition-ids",
              f"move the GPT backup header to the end of {t}; new random disk and partition GUIDs",
              False, (t,), {"target": t, "numbers": [p["number"] for p in source["partitions"]],

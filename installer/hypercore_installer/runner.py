@@ -72,10 +72,20 @@ class Runner:
         self.remove(path)
         os.symlink(target, path)
 
-    def download(self, url: str, target: str, nbytes: int) -> None:
-        """Write the first nbytes found at url onto target (installing over the network)."""
+    def download(self, url: str, target: str, nbytes: int, sha256: str) -> None:
+        """Write the first nbytes found at url onto target (installing over the network),
+        checked against sha256 before its first MiB (the partition table) is written."""
         from .netsource import download
-        download(url, target, nbytes, self.say)
+        download(url, target, nbytes, sha256, self.say)
+
+    def copy_image(self, source: str, path: str, nbytes: int) -> None:
+        """Copy the first nbytes of source (opened read-only) to the file path, sparse."""
+        from .imagefile import copy_sparse
+        copy_sparse(source, path, nbytes)
+
+    def sha256(self, path: str) -> str:
+        from hypercore.digest import sha256_file
+        return sha256_file(path)
 
     @contextlib.contextmanager
     def mounted(self, device: str, mountpoint: str, options: str | None = None) -> Iterator[str]:
@@ -120,8 +130,15 @@ class DryRunner(Runner):
     def makedirs(self, path, mode=0o755):
         self.say(f"+ mkdir -p -m {mode:04o} {path}")
 
-    def download(self, url, target, nbytes):
-        self.say(f"+ download {url} (first {nbytes} bytes) onto {target}")
+    def download(self, url, target, nbytes, sha256):
+        self.say(f"+ download {url} (first {nbytes} bytes, sha256 {sha256}) onto {target}")
+
+    def copy_image(self, source, path, nbytes):
+        self.say(f"+ copy {source} (first {nbytes} bytes, read-only) to {path}, sparse")
+
+    def sha256(self, path):
+        self.say(f"+ sha256 {path}")
+        return "(the sha256 of " + path + ")"
 
     def remove(self, path):
         self.say(f"+ rm -f {path}")

@@ -26,7 +26,7 @@ from hypercore.errors import UserError
 from hypercore.files import write_atomic
 from hypercore.run import CommandError, run
 
-from . import DNSMASQ_CONF, ENV_FILE, HTTP_ROOT, IPXE_DIR, NETWORK_FILE, TFTP_ROOT, probe, render, roots
+from . import DNSMASQ_CONF, ENV_FILE, HTTP_ROOT, IPXE_DIR, NETWORK_FILE, TFTP_ROOT, pins, probe, render, roots
 from .check import IPXE_FILES, NetbootError, Problem, check, dhcp_server_problem, gather_listeners, ipv4_addresses
 from .render import MENU, Target
 from .settings import Mode, Settings
@@ -177,9 +177,11 @@ def target_for(s: Settings, mode: Mode, links: list[dict], server_ip: str | None
     return Target(mode, str(chosen.ip), str(chosen.network)) if chosen else None
 
 
-def build(s: Settings, t: Target, paths: Paths) -> dict[str, str]:
-    """path -> content of every file the configuration consists of."""
-    menu = render.ipxe_menu(s, t.server_ip, roots.published(paths.http_root))
+def build(s: Settings, t: Target, paths: Paths, store: bool = True) -> dict[str, str]:
+    """path -> content of every file the configuration consists of; store: record
+    the SHA-256 of a served file that has no record yet (render passes False)."""
+    menu = render.ipxe_menu(s, t.server_ip, roots.published(paths.http_root, store),
+                            pins.served(paths.http_root, store))
     files = {
         paths.dnsmasq_conf: render.dnsmasq_conf(s, t, tftp_root=paths.tftp_root, leasefile=paths.leasefile,
                                                 pidfile=paths.pidfile),

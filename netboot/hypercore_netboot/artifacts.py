@@ -9,14 +9,18 @@
 Both roots are on the BTRFS data layout. The squashfs is copied only when the
 partition holds a different one than last time (its superblock's time and
 size), so a restart is cheap; copies are written to a temporary name first.
+The squashfs's SHA-256 is computed while it is copied and recorded next to it
+(root.squashfs.sha256): the menu puts it on the clients' kernel command line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
 
+from hypercore import digest
 from hypercore.errors import UserError
 from hypercore.run import run
 
@@ -60,8 +64,10 @@ def squashfs_extent(dev: Path | str) -> tuple[int, int]:
     return -(-bytes_used // 4096) * 4096, mkfs_time
 
 
-def _copy(src: Path | str, dst: Path, length: int | None = None) -> None:
+def _copy(src: Path | str, dst: Path, length: int | None = None) -> str:
+    """Copy src (its first length bytes) to dst; the copy's SHA-256."""
     tmp = dst.with_name(f".{dst.name}.partial")
+    h = hashlib.sha256()
     with open(src, "rb") as i, open(tmp, "wb") as o:
         left = length
         while left is None or left > 0:
@@ -69,6 +75,7 @@ def _copy(src: Path | str, dst: Path, length: int | None = None) -> None:
             if not chunk:
                 break
             o.write(chunk)
+            h.update(chunk)
             if left is not None:
                 left -= len(chunk)
     if length is not None and tmp.stat().st_size != length:
@@ -76,6 +83,7 @@ def _copy(src: Path | str, dst: Path, length: int | None = None) -> None:
         raise UserError(f"{src} ended before {length} bytes were copied", hint="check the disk")
     tmp.chmod(0o644)
     tmp.replace(dst)
+    return h.hexdigest()
 
 
 def stage(http_root: Path, tftp_root: Path, partition: str | None = None,
@@ -98,9 +106,10 @@ def stage(http_root: Path, tftp_root: Path, partition: str | None = None,
     want = f"{stamp}:{length}"
     target = http_root / "root.squashfs"
     if target.exists() and marker.exists() and marker.read_text().strip() == want:
+        digest.of(target)               # recorded by an older version? record it now
         done.append(f"root.squashfs is current ({length // 2**20} MiB from {part})")
     else:
-        _copy(part, target, length)
+        digest.write_record(target, _copy(part, target, length))
         marker.write_text(want + "\n")
         done.append(f"copied root.squashfs ({length // 2**20} MiB) from {part}")
     return done

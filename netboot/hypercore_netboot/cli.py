@@ -97,7 +97,7 @@ def cmd_render(args) -> int:
                          http_root=paths.http_root):
         print(f"{PROG}: warning: {problem.message}", file=sys.stderr)
     print(f"# mode {t.mode}, server {t.server_ip}, network {t.network}")
-    for path, content in build(s, t, paths).items():
+    for path, content in build(s, t, paths, store=False).items():
         print(f"\n# ==> {path} <==\n{content}", end="")
     return 0
 

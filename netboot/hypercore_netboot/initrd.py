@@ -3,7 +3,9 @@
 /init brings up the network with DHCP (the interface iPXE booted from first,
 named by BOOTIF=), downloads the root filesystem image named by
 ``hypercore.netroot=URL`` (a squashfs of the appliance's own root) into RAM,
-mounts it read-only under a RAM overlay and starts systemd from it. A failure
+checks it against ``hypercore.netroot_sha256=HEX`` (the appliance's menu puts
+both on the command line; no digest or a different one: no mount), mounts it
+read-only under a RAM overlay and starts systemd from it. A failure
 prints one line saying what and how to fix it, then a shell.
 
 Built inside the image at build time (mkosi.conf.d/scripts/netboot.chroot) from
@@ -27,6 +29,18 @@ NIC_MODULES = ["virtio_net", "e1000", "e1000e", "igb", "igc", "ixgbe", "i40e", "
                "crc32c_generic"]
 ROOT_MODULES = ["virtio_pci", "af_packet", "squashfs", "loop", "overlay"]
 
+# verify FILE SHA256 URL: the downloaded file is what the boot menu said, or fail
+# (and the file is removed). Also run on its own by the tests.
+VERIFY = r"""verify() {
+    got=$(sha256sum "$1" | cut -d' ' -f1)
+    if [ "$got" != "$2" ]; then
+        rm -f "$1"
+        fail "$3 does not match hypercore.netroot_sha256 from the boot menu (expected $2, got $got): not used" \
+            "the download was damaged, or the file changed on the appliance: boot again; if it fails again, run hypercore-netboot apply on the appliance"
+    fi
+}
+"""
+
 INIT = r"""#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /run /sbin /usr/bin /usr/sbin /newroot /ram
 /bin/busybox --install -s
@@ -42,17 +56,21 @@ fail() {
     setsid sh -c 'exec sh </dev/console >/dev/console 2>&1'
     exec /init
 }
+@VERIFY@
 for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko 2>/dev/null; done
 dmesg -n 1
-url= bootif=
+url= sha= bootif=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         hypercore.netroot=*) url="${arg#hypercore.netroot=}" ;;
+        hypercore.netroot_sha256=*) sha="${arg#hypercore.netroot_sha256=}" ;;
         BOOTIF=*) bootif=$(echo "${arg#BOOTIF=}" | sed 's/^01-//; s/-/:/g' | tr A-F a-f) ;;
     esac
 done
 [ -n "$url" ] || fail "no hypercore.netroot=URL on the kernel command line" \
     "boot this kernel from the appliance's iPXE menu (it adds the URL)"
+echo "$sha" | grep -qE '^[0-9a-f]{64}$' || fail "no hypercore.netroot_sha256=SHA256 of the root image on the kernel command line" \
+    "boot from the appliance's iPXE menu (run hypercore-netboot apply on the appliance to write it)"
 say "root image $url"
 ifaces=""
 for dev in /sys/class/net/*; do
@@ -83,6 +101,8 @@ timeout 20 wget -q --spider "$url" 2>/dev/null || fail "could not download $url:
     "check the appliance's HTTP service: systemctl status hypercore-netboot-http"
 wget -q -O /ram/root.squashfs "$url" || fail "could not download $url" \
     "check the appliance's HTTP service: systemctl status hypercore-netboot-http"
+say "checking the root image's SHA-256"
+verify /ram/root.squashfs "$sha" "$url"
 mount -t squashfs -o ro,loop /ram/root.squashfs /ram/lower || fail "$url is not a squashfs image" \
     "rebuild or re-copy root.squashfs on the appliance"
 mount -t overlay -o lowerdir=/ram/lower,upperdir=/ram/upper,workdir=/ram/work overlay /newroot \
@@ -175,6 +195,10 @@ def _module_bytes(path: Path) -> bytes:
     raise InitrdError(f"cannot unpack module {path} (only .ko and .ko.xz): busybox insmod needs plain modules")
 
 
+def init_script() -> str:
+    return INIT.replace("@VERIFY@", VERIFY.rstrip("\n"))
+
+
 def build(moddir: Path, busybox: Path, out: Path, wanted: list[str] | None = None) -> list[str]:
     """Write a gzip-compressed initramfs to out; return the modules left out."""
     if not busybox.exists():
@@ -185,7 +209,7 @@ def build(moddir: Path, busybox: Path, out: Path, wanted: list[str] | None = Non
     d, f = stat.S_IFDIR | 0o755, stat.S_IFREG
     entries = [(p, d, b"") for p in ("bin", "lib", "lib/modules")]
     entries += [("bin/busybox", f | 0o755, busybox.read_bytes()),
-                ("init", f | 0o755, INIT.encode()),
+                ("init", f | 0o755, init_script().encode()),
                 ("udhcpc.script", f | 0o755, UDHCPC_SCRIPT.encode())]
     names = []
     for path in files:

@@ -24,6 +24,13 @@ MENU = "menu.ipxe"
 KERNEL, INITRD, ROOT_IMAGE = "vmlinuz", "initrd.img", "root.squashfs"
 # Network installs: the answer file the operator puts there, the image the installer kept.
 ANSWERS, IMAGE = "hypercore-answers.yaml", "hypercore.raw"
+IMAGE_JSON = IMAGE + ".json"
+# The kernel command line keys that carry each download's SHA-256: the client
+# initramfs checks the root image, the installer the answers, the image and
+# its description, each before using it.
+NETROOT_SHA256 = "hypercore.netroot_sha256"
+PINS = {ANSWERS: "hypercore.answers_sha256", IMAGE: "hypercore.source_sha256",
+        IMAGE_JSON: "hypercore.source_json_sha256"}
 # Diskless nodes: ceph.conf and the client.diskless keyring (netboot.diskless).
 DISKLESS = "diskless"
 KERNEL_ARGS = "console=tty0 console=ttyS0,115200"
@@ -112,27 +119,38 @@ def dnsmasq_conf(s: Settings, t: Target, *, tftp_root: str = TFTP_ROOT,
     return "\n".join(lines) + "\n"
 
 
-def _kernel(base: str, root: str) -> str:
-    # BOOTIF: the initramfs tries the NIC iPXE booted from first.
+def _kernel(base: str, root: str, sha256: str | None) -> str:
+    # BOOTIF: the initramfs tries the NIC iPXE booted from first. Without the
+    # root's SHA-256 (the file is not served yet) the initramfs refuses to boot.
+    pin = f" {NETROOT_SHA256}={sha256}" if sha256 else ""
     return (f"kernel {base}/{KERNEL} initrd={INITRD} {KERNEL_ARGS} "
-            f"hypercore.netroot={base}/{root} BOOTIF=01-${{netX/mac:hexhyp}}")
+            f"hypercore.netroot={base}/{root}{pin} BOOTIF=01-${{netX/mac:hexhyp}}")
+
+
+def _pins(digests: dict, *names: str) -> str:
+    return "".join(f" {PINS[n]}={digests[n]}" for n in names if digests.get(n))
 
 
 def _root_entries(base: str, roots) -> tuple[str, str]:
     """Menu items and labels of the roots published from the repository (roots.Root)."""
     items = "".join(f"item {r.label}  Root {r.name}@{r.version} from the image repository (runs in RAM)\n"
                     for r in roots)
-    labels = "".join(f":{r.label}\n{_kernel(base, r.path)} || goto failed\n"
+    labels = "".join(f":{r.label}\n{_kernel(base, r.path, r.sha256)} || goto failed\n"
                      f"initrd {base}/{INITRD} || goto failed\nboot || goto failed\n\n" for r in roots)
     return items, labels
 
 
-def ipxe_menu(s: Settings, server_ip: str, roots=()) -> str:
+def ipxe_menu(s: Settings, server_ip: str, roots=(), digests: dict | None = None) -> str:
     """The iPXE script every iPXE client runs: local disk, the live system,
     install this machine (the answer file and the image kept on the appliance),
-    each root published from the image repository, a shell."""
+    each root published from the image repository, a shell. digests: file name
+    (ROOT_IMAGE, ANSWERS, IMAGE, IMAGE_JSON) -> SHA-256 of the served file; each
+    kernel line carries those of the files its client downloads."""
+    digests = digests or {}
     base = f"http://{server_ip}:{s.http_port}"
-    boot = _kernel(base, ROOT_IMAGE)
+    boot = _kernel(base, ROOT_IMAGE, digests.get(ROOT_IMAGE))
+    install = (f"hypercore.answers={base}/{ANSWERS}{_pins(digests, ANSWERS)} "
+               f"hypercore.source={base}/{IMAGE}{_pins(digests, IMAGE, IMAGE_JSON)}")
     node_item = ("item node      Hypercore diskless node (VMs on this appliance's Ceph)\n"
                  if s.diskless else "")
     root_items, root_labels = _root_entries(base, roots)
@@ -158,7 +176,7 @@ initrd {base}/{INITRD} || goto failed
 boot || goto failed
 
 :installer
-{boot} hypercore.answers={base}/{ANSWERS} hypercore.source={base}/{IMAGE} || goto failed
+{boot} {install} || goto failed
 initrd {base}/{INITRD} || goto failed
 boot || goto failed
 

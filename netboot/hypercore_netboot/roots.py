@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from hypercore import digest
 from hypercore.files import write_atomic
 
 ROOTS = "roots"
@@ -26,6 +27,7 @@ ANSWERS_ENV = "HYPERCORE_NETBOOT_ANSWERS"
 class Root:
     name: str
     version: str
+    sha256: str | None = field(default=None, compare=False)   # of the served file, for the menu line
 
     @property
     def path(self) -> str:
@@ -38,11 +40,13 @@ class Root:
         return f"root-{self.name}-{self.version}"
 
 
-def published(http_root: str | os.PathLike) -> list[Root]:
-    """The roots in HTTP_ROOT/roots, by name then version number (temporary files are hidden)."""
+def published(http_root: str | os.PathLike, store: bool = True) -> list[Root]:
+    """The roots in HTTP_ROOT/roots with their SHA-256 (recorded at publish; computed
+    and, when store, recorded if missing), by name then version number (temporary
+    files are hidden)."""
     d = Path(http_root) / ROOTS
     found = [FILE.fullmatch(p.name) for p in d.iterdir()] if d.is_dir() else []
-    roots = [Root(m["name"], m["version"]) for m in found if m]
+    roots = [Root(m["name"], m["version"], digest.of(d / m.string, store)) for m in found if m]
     return sorted(roots, key=lambda r: (r.name, int(r.version[1:])))
 
 
@@ -65,12 +69,12 @@ class MenuWriter:
 
     def write(self) -> str:
         """Rewrite menu.ipxe (HTTP and TFTP roots) with the published roots; one line saying what happened."""
-        from . import render
+        from . import pins, render
         if self.settings is None:
             return (f"network boot is not set up on this node ({self.paths.env_file} is missing): "
                     "its menu will list the root once it is (hypercore-netboot apply)")
         roots = published(self.paths.http_root)
-        menu = render.ipxe_menu(self.settings, self.server_ip, roots)
+        menu = render.ipxe_menu(self.settings, self.server_ip, roots, pins.served(self.paths.http_root))
         for root in (self.paths.http_root, self.paths.tftp_root):
             os.makedirs(root, exist_ok=True)
             write_atomic(os.path.join(root, render.MENU), menu, 0o644)

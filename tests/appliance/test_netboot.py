@@ -57,6 +57,21 @@ def test_appliance_serves_netboot(appliance):
     part = node.succeed("readlink -f /dev/disk/by-partlabel/hypercore-netroot").split()[0]
     size = int(node.succeed("stat -c %s /var/lib/hypercore/netboot/root.squashfs"))
     node.succeed(f"cmp -n {size} {part} /var/lib/hypercore/netboot/root.squashfs")
+    # Each download's SHA-256 is recorded next to it and on the menu's kernel lines.
+    menu = node.succeed("cat /var/lib/hypercore/netboot/menu.ipxe")
+    for name, key in (("root.squashfs", "hypercore.netroot_sha256"), ("hypercore.raw", "hypercore.source_sha256")):
+        sha = node.succeed(f"cut -d' ' -f1 /var/lib/hypercore/netboot/{name}.sha256").strip()
+        assert len(sha) == 64 and f"{key}={sha}" in menu, menu
+    # The kept image carries none of the live system's SSH host keys or journal.
+    raw = "/var/lib/hypercore/netboot/hypercore.raw"
+    parts = json.loads(node.succeed(f"sfdisk -J {raw}"))["partitiontable"]["partitions"]
+    offset = next(p["start"] for p in parts if p.get("name") == "hypercore-root") * 512
+    node.succeed(f"mkdir -p /run/kept && mount -o ro,noload,loop,offset={offset} {raw} /run/kept")
+    try:
+        node.fail("ls /run/kept/etc/ssh/ssh_host_*")
+        assert node.succeed("ls -A /run/kept/var/log/journal 2>/dev/null || true").strip() == ""
+    finally:
+        node.succeed("umount /run/kept")
 
 
 def set_menu_default(node: Machine, entry: str) -> None:

@@ -18,7 +18,8 @@ def test_unreachable_root_image_says_what_to_fix(netboot_dir, tmp_path):
     m = Machine(None, name="netroot-bad", workdir=tmp_path, firmware="bios", memory_mb=1024,
                 nics=["user,restrict=on"],
                 kernel=netboot_dir / "vmlinuz", initrd=netboot_dir / "netroot-initrd.img",
-                append="console=ttyS0,115200 hypercore.netroot=http://10.0.2.100/root.squashfs")
+                append="console=ttyS0,115200 hypercore.netroot=http://10.0.2.100/root.squashfs "
+                       f"hypercore.netroot_sha256={'0' * 64}")
     with m:
         m.wait_for_console_text(r"hypercore-netboot: ERROR: could not download http://10\.0\.2\.100/root\.squashfs",
                                 timeout=300)

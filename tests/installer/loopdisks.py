@@ -123,6 +123,9 @@ def make_source_image(work: Path, size: int = 256 * MiB) -> Path:
         "etc/timezone": "Etc/UTC\n",
         "var/lib/dpkg/status": "Package: hypercore-test\n",
         "var/lib/systemd/random-seed": "seed",
+        # What the live system writes for itself on its read-write root.
+        f"var/log/journal/{LIVE_MACHINE_ID}/system.journal": "live journal\n",
+        "var/lib/systemd/credential.secret": "live credential secret\n",
         "usr/share/zoneinfo/Europe/Lisbon": Path("/usr/share/zoneinfo/Europe/Lisbon").read_bytes(),
         "usr/share/zoneinfo/UTC": Path("/usr/share/zoneinfo/UTC").read_bytes(),
     }, {"etc/shadow": 0o640, "etc/ssh/ssh_host_ed25519_key": 0o600})

@@ -5,6 +5,7 @@ hypercore-install as a separate process, as an operator would."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -311,10 +312,17 @@ def test_install_from_the_built_image(tmp_path):
             assert (var_lib / "dpkg/status").is_file() and (var_lib / "hypercore/images").is_dir()
 
 
+def no_partition_table(dev: str) -> bool:
+    probe = run(["blkid", "-p", "-o", "export", dev], check=False).stdout
+    return run(["sfdisk", "-d", dev], check=False).returncode != 0 and "PTTYPE=" not in probe
+
+
 def test_network_install_from_the_image_an_appliance_keeps(lab, tmp_path):
     """An install with netboot enabled keeps its source image on the data
-    filesystem; a second machine installs from it over HTTP (the netboot
-    menu's install entry, hypercore.source=URL) and gets the same system."""
+    filesystem, without the live system's own state, with its SHA-256; a
+    second machine installs from it over HTTP (the netboot menu's install
+    entry, hypercore.source=URL and the SHA-256s) and gets the same system. A
+    truncated or altered stream stops the install and leaves no partition table."""
     answers = lab.answers(netboot={"enabled": True, "interface": "eth1", "mode": "proxy"})
     proc = lab.apply(answers)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -327,9 +335,25 @@ def test_network_install_from_the_image_an_appliance_keeps(lab, tmp_path):
         var_lib = stack.enter_context(mounted(part(lab.target, 4), served, "ro,subvol=@var-lib"))
         kept = var_lib / "hypercore/netboot/hypercore.raw"
         assert kept.stat().st_size == image_bytes
-        assert sha256_prefix(kept, image_bytes) == sha256_prefix(lab.files["source"], image_bytes)
-        description = json.loads(kept.with_name("hypercore.raw.json").read_text())
+        sha = sha256_prefix(kept, image_bytes)
+        description_bytes = kept.with_name("hypercore.raw.json").read_bytes()
+        description = json.loads(description_bytes)
         assert description["format"] == 1 and description["source"]["image_bytes"] == image_bytes
+        assert description["sha256"] == sha
+        assert kept.with_name("hypercore.raw.sha256").read_text() == f"{sha}  hypercore.raw\n"
+        # The kept image holds the image's system, not the live system's own state.
+        at = {k: (description["source"][k]["start"] * 512, description["source"][k]["sectors"] * 512)
+              for k in ("root", "esp")}
+        with mounted(str(kept), tmp_path / "kept-root",
+                     "ro,noload,loop,offset={},sizelimit={}".format(*at["root"])) as root:
+            assert (root / "hypercore-image-marker").is_file() and (root / "etc/ssh/sshd_config").is_file()
+            assert not list((root / "etc/ssh").glob("ssh_host_*"))
+            assert list((root / "var/log/journal").rglob("*")) == []
+            assert not (root / "var/lib/systemd/credential.secret").exists()
+            assert not (root / "var/lib/systemd/random-seed").exists()
+        assert "::/loader/random-seed" not in run(["mdir", "-/", "-b", "-i", f"{kept}@@{at['esp'][0]}", "::/"],
+                                                  env={"MTOOLS_SKIP_CHECK": "1"}).stdout
+
         port = stack.enter_context(http_server(var_lib / "hypercore/netboot"))
         target2 = stack.enter_context(loop_device(second))
         url = f"http://127.0.0.1:{port}/hypercore.raw"
@@ -338,27 +362,45 @@ def test_network_install_from_the_image_an_appliance_keeps(lab, tmp_path):
         doc["hostname"] = "node2.lab.example"
         doc["ceph"]["osd_disks"] = [lab.osd]
         (tmp_path / "answers2.yaml").write_text(yaml.safe_dump(doc))
-        net = run_cli("apply", tmp_path / "answers2.yaml", "--yes", "--source-disk", url,
-                      "--workdir", tmp_path / "work2")
+        pins = ("--source-sha256", sha, "--source-json-sha256", hashlib.sha256(description_bytes).hexdigest())
+
+        def install(source, work, *extra):
+            return run_cli("apply", tmp_path / "answers2.yaml", "--yes", "--source-disk", source,
+                           "--workdir", tmp_path / work, *extra)
+
+        net = install(url, "work2", *pins)
         assert net.returncode == 0, net.stdout + net.stderr
         assert f"Installation source: {url} (network install)" in net.stdout
-        assert "downloading" in net.stdout and "keep this image" not in net.stdout
+        assert f"checked against SHA-256 {sha}" in net.stdout and "keep this image" not in net.stdout
         t2 = table(target2)
         assert [p.get("name") for p in t2["partitions"]] == ["esp", "linux", "hypercore-root", "hypercore-data"]
         assert run(["e2fsck", "-f", "-n", part(target2, 3)], check=False).returncode == 0
         with mounted(part(target2, 3), tmp_path / "root2") as root:
             assert (root / "etc/hostname").read_text() == "node2.lab.example\n"
             assert (root / "hypercore-image-marker").is_file()
+
         # A URL that serves no image is one clear line, and nothing is written.
         before = sha256_prefix(second, 1 << 20)
-        bad = run_cli("apply", tmp_path / "answers2.yaml", "--yes", "--source-disk",
-                      f"http://127.0.0.1:{port}/nothing.raw", "--workdir", tmp_path / "work3")
+        bad = install(f"http://127.0.0.1:{port}/nothing.raw", "work3", *pins)
         assert bad.returncode == 1 and "nothing.raw.json does not exist (HTTP 404)" in bad.stderr, bad.stderr
         assert "Traceback" not in bad.stderr and sha256_prefix(second, 1 << 20) == before
+        # (Missing or wrong SHA-256s are refused before anything is written: tests/installer/test_netsource.py.)
+
+        # An altered byte, then a stream cut short: the installed disk is left with no partition table.
+        for how, work in (("alter", "work6"), ("cut", "work7")):
+            damaged = stack.enter_context(http_server(var_lib / "hypercore/netboot", **{how: image_bytes // 2}))
+            broken = install(f"http://127.0.0.1:{damaged}/hypercore.raw", work, *pins)
+            assert broken.returncode == 1, broken.stdout + broken.stderr
+            first = broken.stderr.splitlines()[0]
+            if how == "alter":
+                assert f"does not match hypercore.source_sha256 from the boot menu: expected {sha}, got " in first
+            else:
+                assert f"stopped after {image_bytes // 2} of {image_bytes} bytes" in first, first
+            assert f"{target2} was left without a partition table" in first and "Traceback" not in broken.stderr
+            assert no_partition_table(target2), run(["sfdisk", "-d", target2], check=False).stdout
 
 
 def sha256_prefix(path: Path, n: int) -> str:
-    import hashlib
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while n > 0:
@@ -371,11 +413,31 @@ def sha256_prefix(path: Path, n: int) -> str:
 
 
 @contextlib.contextmanager
-def http_server(root: Path):
+def http_server(root: Path, alter: int | None = None, cut: int | None = None):
+    """Serve root; with alter=N or cut=N, *.raw files come with byte N flipped,
+    or end after N bytes (the full length announced)."""
     import functools
     import http.server
+    import shutil as _shutil
     import threading
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def copyfile(self, source, outputfile):
+            if not self.path.endswith(".raw") or (alter is None and cut is None):
+                return _shutil.copyfileobj(source, outputfile)
+            head = source.read(alter if alter is not None else cut)
+            outputfile.write(head)
+            if cut is not None:
+                self.close_connection = True
+                return
+            flipped = source.read(1)
+            outputfile.write(bytes([flipped[0] ^ 0x01]))
+            _shutil.copyfileobj(source, outputfile)
+
+    handler = functools.partial(Handler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -63,12 +63,44 @@ def test_initrd_is_a_cpio_that_cpio_reads(tmp_path, compressed):
 
 def test_init_script_is_valid_shell(tmp_path):
     script = tmp_path / "init"
-    script.write_text(initrd.INIT)
+    script.write_text(initrd.init_script())
     subprocess.run(["/bin/busybox", "sh", "-n", str(script)], check=True)
     (tmp_path / "u").write_text(initrd.UDHCPC_SCRIPT)
     subprocess.run(["/bin/busybox", "sh", "-n", str(tmp_path / "u")], check=True)
     # It needs the URL from the kernel command line and switches to systemd.
     assert "hypercore.netroot=" in initrd.INIT and "switch_root /newroot /lib/systemd/systemd" in initrd.INIT
+    # The root image is checked against the menu's SHA-256 after the download, before the mount.
+    text = initrd.init_script()
+    assert "@VERIFY@" not in text and "verify() {" in text
+    assert text.index("wget -q -O /ram/root.squashfs") < text.index('verify /ram/root.squashfs "$sha" "$url"') \
+        < text.index("mount -t squashfs")
+
+
+def _verify(tmp_path, payload: bytes, expected: str):
+    """/init's verify function under busybox; fail() reports and stops, as /init's would before any mount."""
+    f = tmp_path / "root.squashfs"
+    f.write_bytes(payload)
+    script = ('fail() { echo "ERROR: $1"; echo "fix: $2"; exit 1; }\n' + initrd.VERIFY
+              + f'verify {f} "{expected}" http://server/root.squashfs\necho "mounting"\n')
+    proc = subprocess.run(["/bin/busybox", "sh", "-c", script], env={"PATH": "/bin:/usr/bin"},
+                          capture_output=True, text=True, timeout=30)
+    return proc, f
+
+
+def test_the_init_check_refuses_a_root_image_with_another_sha256(tmp_path):
+    import hashlib
+    payload = os.urandom(3 << 20)
+    good = hashlib.sha256(payload).hexdigest()
+    ok, f = _verify(tmp_path, payload, good)
+    assert ok.returncode == 0 and ok.stdout == "mounting\n" and f.exists(), ok
+    altered = payload[:1000] + bytes([payload[1000] ^ 1]) + payload[1001:]
+    bad, f = _verify(tmp_path, altered, good)
+    assert bad.returncode == 1 and "mounting" not in bad.stdout and not f.exists(), bad
+    assert bad.stdout.splitlines()[0] == (
+        f"ERROR: http://server/root.squashfs does not match hypercore.netroot_sha256 from the boot menu "
+        f"(expected {good}, got {hashlib.sha256(altered).hexdigest()}): not used")
+    truncated, _ = _verify(tmp_path, payload[:-1], good)
+    assert truncated.returncode == 1 and "mounting" not in truncated.stdout
 
 
 def test_missing_busybox_or_modules_dep_is_one_clear_error(tmp_path):

@@ -157,3 +157,49 @@ def test_menu_offers_each_published_root(tmp_path):
     assert f"hypercore.netroot={base}/root.squashfs " in menu.split(":live\n")[1]
     assert "root-" not in ipxe_menu(S, "192.168.50.1")
     assert menu.index("item root-alpine-v1") < menu.index("item root-deb-v2") < menu.index("item root-deb-v10")
+
+
+def test_every_kernel_line_carries_the_sha256_of_what_it_downloads(tmp_path):
+    """The menu pins each download: the root image on every line (live, install,
+    diskless node, published roots), and the answers, image and description on
+    the install line; the digests are those of the files in the HTTP root."""
+    import hashlib
+
+    from hypercore import digest
+    from hypercore_netboot import pins
+    from hypercore_netboot.roots import published
+    files = {"root.squashfs": b"root image", "hypercore.raw": b"kept image", "hypercore.raw.json": b"{}",
+             "hypercore-answers.yaml": b"hostname: n2\n", "roots/deb@v2.squashfs": b"published root"}
+    sha = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    (tmp_path / "roots").mkdir()
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    digest.write_record(tmp_path / "roots/deb@v2.squashfs", sha["roots/deb@v2.squashfs"])
+    s = Settings.from_answers({"enabled": True, "interface": "e", "diskless": True})
+    menu = ipxe_menu(s, "10.1.2.3", published(tmp_path), pins.served(str(tmp_path)))
+    kernels = [line for line in menu.splitlines() if line.startswith("kernel ")]
+    assert len(kernels) == 4                       # live, installer, node, the published root
+    for line in kernels:
+        root = line.split("hypercore.netroot=http://10.1.2.3:8067/")[1].split()[0]
+        assert f"hypercore.netroot_sha256={sha[root]} " in line, line
+    install = menu.split(":installer\n")[1].splitlines()[0]
+    assert (f"hypercore.answers=http://10.1.2.3:8067/hypercore-answers.yaml "
+            f"hypercore.answers_sha256={sha['hypercore-answers.yaml']} "
+            f"hypercore.source=http://10.1.2.3:8067/hypercore.raw hypercore.source_sha256={sha['hypercore.raw']} "
+            f"hypercore.source_json_sha256={sha['hypercore.raw.json']} || goto failed") in install
+    # Computed digests of the big files are recorded for the next rendering.
+    assert digest.recorded(tmp_path / "root.squashfs") == sha["root.squashfs"]
+
+
+def test_a_stale_digest_record_is_not_used(tmp_path):
+    import os
+
+    from hypercore import digest
+    f = tmp_path / "root.squashfs"
+    f.write_bytes(b"old")
+    digest.write_record(f, "1" * 64)
+    assert digest.of(f) == "1" * 64
+    f.write_bytes(b"new")
+    os.utime(f, ns=(os.stat(f).st_atime_ns, os.stat(digest.record_path(f)).st_mtime_ns + 10**9))
+    import hashlib
+    assert digest.recorded(f) is None and digest.of(f, store=False) == hashlib.sha256(b"new").hexdigest()

@@ -3,6 +3,8 @@ a squashfs made with mksquashfs, the file under the HTTP root, the menu, prune."
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import yaml
 
@@ -52,11 +54,15 @@ def test_publish_a_squashfs_as_netboot_root(pair, netboot):
     assert "the network boot menu lists 1 published root(s)" in out
     assert served.read_bytes() == (a.repo / "tiny/v1/snapshot/v1.squashfs").read_bytes()
     assert served.stat().st_mode & 0o777 == 0o644
-    assert [p.name for p in (http / "roots").iterdir()] == ["tiny@v1.squashfs"]     # no temporary left
+    # No temporary left; the SHA-256 recorded next to it is the file's, on the menu's kernel line.
+    assert sorted(p.name for p in (http / "roots").iterdir()) == ["tiny@v1.squashfs", "tiny@v1.squashfs.sha256"]
+    sha = hashlib.sha256(served.read_bytes()).hexdigest()
+    assert (http / "roots/tiny@v1.squashfs.sha256").read_text() == f"{sha}  tiny@v1.squashfs\n"
     for menu in (http / "menu.ipxe", tftp / "menu.ipxe"):
         text = menu.read_text()
         assert "item root-tiny-v1" in text
-        assert "hypercore.netroot=http://192.168.50.1:8067/roots/tiny@v1.squashfs " in text
+        assert ("hypercore.netroot=http://192.168.50.1:8067/roots/tiny@v1.squashfs "
+                f"hypercore.netroot_sha256={sha} ") in text
     # The file is what a client downloads: unsquashfs reads it back.
     listing = run(["unsquashfs", "-l", str(served)]).stdout
     assert "squashfs-root/etc/hostname" in listing
@@ -69,6 +75,7 @@ def test_publish_a_squashfs_as_netboot_root(pair, netboot):
 
     out = a.hc("publish", "tiny@v1", "--netboot", "--unpublish").stdout
     assert "unpublished the netboot root tiny@v1" in out and not served.exists()
+    assert not (http / "roots/tiny@v1.squashfs.sha256").exists()
     assert "root-tiny" not in (http / "menu.ipxe").read_text()
     assert "pruned tiny@v1" in a.hc("prune", "tiny", "--keep", "1").stdout
     p = a.hc("publish", "tiny@v3", "--netboot", "--unpublish", ok=False)

@@ -49,7 +49,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "make-data-filesystem": ("mkfs.btrfs", "btrfs"),
     "make-subvolumes": ("mount", "umount", "btrfs"),
     "move-var-lib": ("mount", "umount", "cp"),
-    "keep-image": ("mount", "umount", "dd", "mv"),
+    "keep-image": ("mount", "umount", "losetup", "e2fsck", "find", "mdel", "mv"),
     "finish": ("sync",),
 }
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 
+from hypercore import digest
+
 from .. import render
-from ..layout import DATA_FS_LABEL, VAR_LIB_SUBVOLUME, NETBOOT_DIR
+from ..layout import DATA_FS_LABEL, NETBOOT_DIR, SECTOR, VAR_LIB_SUBVOLUME
 from .context import Context
 
 
@@ -41,14 +43,52 @@ def move_var_lib(ctx: Context, p: dict) -> None:
         ctx.runner.write_file(fstab, render.fstab_with_var_lib(existing, ctx.ids["fs:data"]))
 
 
+# What the live system wrote for itself onto its (read-write) root, and its
+# ESP's boot random seed: never served to the client network in the kept image.
+LIVE_STATE_DIRS = ("var/log/journal",)
+LIVE_STATE_FILES = ("var/lib/systemd/random-seed", "var/lib/systemd/credential.secret", "root/.bash_history")
+
+
+def _region(part: dict) -> tuple[int, int]:
+    return part["start"] * SECTOR, part["sectors"] * SECTOR
+
+
+def _scrub_live_state(ctx: Context, raw: str, root: dict, esp: dict) -> None:
+    """Remove the live system's own state from the kept copy: its SSH host
+    keys, journal, random seeds and credential secret. The copy of a mounted
+    root is checked (its journal replayed) first."""
+    offset, size = _region(root)
+    loop = ctx.runner.run(["losetup", "--find", "--show", "--offset", str(offset), "--sizelimit", str(size),
+                           raw]).stdout.strip() or "/dev/loopN"
+    try:
+        ctx.runner.run(["e2fsck", "-f", "-y", loop], ok=(0, 1))
+        with ctx.mounted(loop, "kept-root") as kept:
+            ctx.runner.run(["find", os.path.join(kept, "etc/ssh"), "-maxdepth", "1", "-name", "ssh_host_*",
+                            "-delete"], ok=(0, 1))
+            for d in LIVE_STATE_DIRS:
+                ctx.runner.run(["find", os.path.join(kept, d), "-mindepth", "1", "-delete"], ok=(0, 1))
+            for f in LIVE_STATE_FILES:
+                ctx.runner.remove(os.path.join(kept, f))
+    finally:
+        ctx.runner.run(["losetup", "-d", loop], ok=(0, 1))
+    ctx.runner.run(["mdel", "-i", f"{raw}@@{_region(esp)[0]}", "::/loader/random-seed"], ok=(0, 1),
+                   env={"MTOOLS_SKIP_CHECK": "1"})
+
+
 def keep_image(ctx: Context, p: dict) -> None:
     """Keep the image this node is installed from in the netboot HTTP root
-    (sparse, on BTRFS), with its description: the source of network installs."""
+    (sparse, on BTRFS) for network installs: copied from the boot medium opened
+    read-only, without the live system's own state; its SHA-256 recorded in
+    its description and next to it (the netboot menu's install entry carries it)."""
+    source = p["description"]["source"]
     with ctx.mounted(p["device"], "var-lib", f"subvol={VAR_LIB_SUBVOLUME},compress=zstd:1") as var_lib:
         where = os.path.join(var_lib, NETBOOT_DIR)
         ctx.runner.makedirs(where)
         raw = os.path.join(where, p["name"])
-        ctx.runner.run(["dd", f"if={p['source']}", f"of={raw}.partial", "bs=4M", f"count={p['bytes']}",
-                        "iflag=count_bytes,fullblock", "conv=sparse,fsync", "status=none"])
-        ctx.runner.run(["mv", "-f", f"{raw}.partial", raw])
-        ctx.runner.write_file(raw + ".json", json.dumps(p["description"], indent=1) + "\n")
+        partial = raw + ".partial"
+        ctx.runner.copy_image(p["source"], partial, p["bytes"])
+        _scrub_live_state(ctx, partial, source["root"], source["esp"])
+        sha256 = ctx.runner.sha256(partial)
+        ctx.runner.run(["mv", "-f", partial, raw])
+        ctx.runner.write_file(raw + ".json", json.dumps(dict(p["description"], sha256=sha256), indent=1) + "\n")
+        ctx.runner.write_file(digest.record_path(raw), digest.record_text(raw, sha256))

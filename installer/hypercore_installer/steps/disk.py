@@ -34,8 +34,9 @@ def wipe_disk(ctx: Context, p: dict) -> None:
 
 def copy_image(ctx: Context, p: dict) -> None:
     if is_url(p["source"]):
-        ctx.runner.say(f"    downloading {human(p['bytes'])} from {p['source']}")
-        ctx.runner.download(p["source"], p["target"], p["bytes"])
+        ctx.runner.say(f"    downloading {human(p['bytes'])} from {p['source']} (checked against "
+                       f"SHA-256 {p['sha256']} before its partition table is written)")
+        ctx.runner.download(p["source"], p["target"], p["bytes"], p["sha256"])
         return
     ctx.runner.say(f"    copying {human(p['bytes'])}; this takes a few minutes on a USB stick")
     ctx.runner.run(["sync"])
