@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -16,6 +15,7 @@ import yaml
 from hypercore import names
 from hypercore.cephuser import default_user
 from hypercore.errors import UserError
+from hypercore.files import write_atomic
 
 SHARE_TAG = "hypercore_share"
 
@@ -192,7 +192,5 @@ def save(defn: VMDefinition, path: Path) -> None:
     validate(data, origin=f"definition of {defn.name}")
     names.vm_name(defn.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text("# Hypercore VM definition (schema: hypercore/vm.schema.json)\n"
-                   + yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    write_atomic(path, "# Hypercore VM definition (schema: hypercore/vm.schema.json)\n"
+                 + yaml.safe_dump(data, sort_keys=False))

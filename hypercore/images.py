@@ -18,6 +18,7 @@ from hypercore import storage_file as sf
 from hypercore import storage_rbd as sr
 from hypercore.definition import Disk, FileDisk, RbdDisk
 from hypercore.errors import UserError
+from hypercore.files import write_atomic
 from hypercore.sizes import human
 from hypercore.state import StateDir
 from hypercore.storage import Backend
@@ -94,7 +95,7 @@ def import_image(state: StateDir, src: Path, name: str, backend: Backend) -> tup
             tmp.unlink(missing_ok=True)
         img = Image(name, "file", str(dst), out_fmt, size, str(src), time.strftime("%Y-%m-%d %H:%M:%S"))
         where = f"read-only {out_fmt} base {dst} ({backend.reason})"
-    _meta(state, name).write_text(yaml.safe_dump(img.__dict__, sort_keys=False))
+    write_atomic(_meta(state, name), yaml.safe_dump(img.__dict__, sort_keys=False))
     return img, f"imported {src} ({fmt}, {human(size)}) as image {name}: {where}"
 
 

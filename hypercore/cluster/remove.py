@@ -6,11 +6,16 @@ cannot work: an unknown node, this node itself, the last host with OSDs,
 the last monitor, a cluster whose placement groups are not all active+clean
 (some data may have its only good copy there). Otherwise the plan is:
 
-1. fit the pools to the hosts that stay (sizing.shrink_plan);
+1. lower the min_size of a pool that the staying hosts could not serve
+   meanwhile (sizing.drain_plan; none with the sizes Hypercore sets);
 2. mark the node's OSDs out, so Ceph copies their data elsewhere (drain);
 3. wait until `ceph osd safe-to-destroy` says no data needs them -- on a
-   time-out they are marked in again and nothing else changed;
-4. purge the OSDs (each marked down first: a node that still runs its
+   time-out they are marked in again, what step 1 changed is put back, and
+   the message says so; the pool sizes were not touched;
+4. only then fit the pools to the hosts that stay (sizing.shrink_plan: fewer
+   copies, single-node mode for one host). Shrinking first would let Ceph
+   drop copies on the staying hosts while the leaving node still counts;
+5. purge the OSDs (each marked down first: a node that still runs its
    daemon would keep it up), remove the host from the CRUSH map, its monitor
    from the monitor map, and its manager's key.
 
@@ -37,18 +42,22 @@ class Plan:
     node: str
     osds: list[int]
     mon: bool
-    shrink: list[list[str]]
+    shrink: list[list[str]]                                  # after the drain
     finish: list[list[str]] = field(default_factory=list)
+    prepare: list[list[str]] = field(default_factory=list)   # before the drain
+    undo: list[list[str]] = field(default_factory=list)      # prepare undone, when the drain times out
 
     def describe(self) -> str:
         lines = [f"remove {self.node} from the cluster:"]
-        for argv in self.shrink:
-            lines.append(f"  ceph {' '.join(argv)}")
+        lines += [f"  ceph {' '.join(argv)}" for argv in self.prepare]
         if self.osds:
             ids = " ".join(map(str, self.osds))
             lines += [f"  ceph osd out {ids}        (drain: Ceph copies their data to the other hosts)",
-                      f"  wait until `ceph osd safe-to-destroy {ids}` says so (else they go back in)"]
-        lines += [f"  ceph {' '.join(argv)}" for argv in self.finish]
+                      f"  wait until `ceph osd safe-to-destroy {ids}` says so "
+                      f"(else they go back in{' and the min_size above is put back' if self.undo else ''})"]
+        if self.shrink:
+            lines.append("  then fit the pools to the hosts that stay:")
+        lines += [f"  ceph {' '.join(argv)}" for argv in self.shrink + self.finish]
         return "\n".join(lines)
 
 
@@ -96,7 +105,9 @@ def plan(node: str, here: str, docs: dict) -> Plan:
     if (docs.get("mgr_dump") or {}).get("active_name") == node:
         finish.insert(0, ["mgr", "fail", node])
     finish.append(["auth", "rm", f"mgr.{node}"])
-    return Plan(node, hosts.get(node, []), node in mons, sizing.shrink_plan(len(staying), pools), finish)
+    prepare, undo = sizing.drain_plan(len(staying), pools) if hosts.get(node) else ([], [])
+    return Plan(node, hosts.get(node, []), node in mons, sizing.shrink_plan(len(staying), pools), finish,
+                prepare, undo)
 
 
 def _ceph(run, *args: str, check: bool = True):
@@ -128,22 +139,35 @@ def _purge(run, osd: str, sleep) -> None:
                          "then run this again")
 
 
+def _restored(p: Plan, ids: list[str]) -> str:
+    """What a timed-out drain put back, for its message."""
+    parts = [f"osd.{', osd.'.join(ids)} {'is' if len(ids) == 1 else 'are'} back in"]
+    parts += [f"{argv[3]} min_size is back to {argv[5]}" for argv in p.undo]
+    return ", ".join(parts) + "; the pool sizes and single-node settings were not changed and nothing was removed"
+
+
 def execute(p: Plan, say=print, run=run_cmd, clock=time.monotonic, sleep=time.sleep,
             timeout: float = DRAIN_TIMEOUT) -> None:
-    for argv in p.shrink:
-        _ceph(run, *argv)
     ids = [str(i) for i in p.osds]
     if ids:
+        for argv in p.prepare:
+            _ceph(run, *argv)
         _ceph(run, "osd", "out", *ids)
         say(f"draining osd.{', osd.'.join(ids)} ...")
         deadline = clock() + timeout
         while _ceph(run, "osd", "safe-to-destroy", *ids, check=False).returncode != 0:
             if clock() >= deadline:
                 _ceph(run, "osd", "in", *ids)
-                raise UserError(f"the data on {p.node}'s OSDs did not move elsewhere within {timeout:.0f} s; "
-                                "they are back in and nothing was removed",
-                                hint="see `ceph -s` (space on the other hosts?), then run this again")
+                for argv in p.undo:
+                    _ceph(run, *argv)
+                raise UserError(f"the data on {p.node}'s OSDs did not move elsewhere within {timeout:.0f} s: "
+                                + _restored(p, ids),
+                                hint="see `ceph -s` and `ceph osd safe-to-destroy "
+                                     f"{' '.join(ids)}` (space on the other hosts? a powered-off node's OSDs "
+                                     "cannot report that they are empty: start it), then run this again")
             sleep(15)
+    for argv in p.shrink:           # the data has moved: now the pools keep fewer copies
+        _ceph(run, *argv)
     for argv in p.finish:
         if argv[:2] == ["osd", "purge"]:
             _purge(run, argv[2], sleep)

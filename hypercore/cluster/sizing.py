@@ -58,10 +58,27 @@ def grow_plan(n_hosts: int, pool_details: dict[str, dict], rule_id: int | None) 
     return cmds
 
 
+def drain_plan(n_hosts: int, pool_details: dict[str, dict]) -> tuple[list[list[str]], list[list[str]]]:
+    """(before, undo): while a leaving host's data moves to the n_hosts that
+    stay, a pool keeps at most n_hosts copies; one whose min_size is above
+    that would stop serving I/O, so its min_size is lowered first (before),
+    and put back (undo) if the drain does not finish. Sizes are not touched."""
+    before: list[list[str]] = []
+    undo: list[list[str]] = []
+    for name, pool in _replicated(pool_details):
+        size, min_size = pool.get("size", 0), pool.get("min_size", 0)
+        kept = max(1, min(size, n_hosts))
+        if min_size > kept:
+            before.append(["osd", "pool", "set", name, "min_size", str(kept)])
+            undo.append(["osd", "pool", "set", name, "min_size", str(min_size)])
+    return before, undo
+
+
 def shrink_plan(n_hosts: int, pool_details: dict[str, dict]) -> list[list[str]]:
-    """The `ceph` commands that fit the pools to n_hosts remaining hosts
-    before one leaves: pools with more copies than hosts get fewer (down
-    to one), and with one host left the single-node settings come back."""
+    """The `ceph` commands that fit the pools to n_hosts remaining hosts once
+    a leaving one's data has moved: pools with more copies than hosts get
+    fewer (down to one), and with one host left the single-node settings
+    come back."""
     size, min_size = copies(n_hosts)
     cmds: list[list[str]] = []
     if n_hosts <= 1:

@@ -44,15 +44,33 @@ def repo_yaml(config: dict) -> str:
             "# Schema: hypercore/repo/repo.schema.json\n" + yaml.safe_dump(config, sort_keys=False))
 
 
-def authorized_line(key: str) -> str:
-    """One peer's public key, allowed to run nothing but the replication commands."""
-    return f'command="{FORCED_COMMAND}",{",".join(RESTRICTIONS)} {key.strip()}'
+def authorized_line(key: str, peer: str | None = None) -> str:
+    """One peer's public key, allowed to run nothing but the replication commands;
+    with peer (a name in repo.yaml) only those of that peer's role (serve.py)."""
+    command = FORCED_COMMAND + (f" --peer {peer}" if peer else "")
+    return f'command="{command}",{",".join(RESTRICTIONS)} {key.strip()}'
 
 
-def authorized_keys(keys) -> str:
+def authorized_entries(section: dict) -> list[tuple[str, str | None]]:
+    """The answers' `repo` keys: each peer's own `key` (bound to that peer and its
+    role), then the plain `authorized_keys` (allowed every replication command)."""
+    return ([(p["key"], p["name"]) for p in section.get("peers") or [] if p.get("key")]
+            + [(k, None) for k in section.get("authorized_keys") or []])
+
+
+def authorized_keys(entries) -> str:
+    """entries: key lines, or (key, peer name or None); a key given twice keeps its first entry."""
+    lines, seen = [], set()
+    for entry in entries:
+        key, peer = (entry, None) if isinstance(entry, str) else entry
+        ident = tuple(key.split()[:2])
+        if ident not in seen:
+            seen.add(ident)
+            lines.append(authorized_line(key, peer) + "\n")
     return ("# Peers allowed to replicate to and pull from this node's golden-image repository;\n"
-            f"# each key can only run `{FORCED_COMMAND}`. Written from the answers' repo.authorized_keys.\n"
-            + "".join(authorized_line(k) + "\n" for k in keys))
+            f"# each key can only run `{FORCED_COMMAND}` (with --peer NAME: only what that peer's role\n"
+            "# in repo.yaml allows; a cache only pulls). Written from the answers' repo section.\n"
+            + "".join(lines))
 
 
 def sshd_dropin(authorized_keys_path: str = AUTHORIZED_KEYS) -> str:
@@ -96,18 +114,18 @@ def key_lines(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def with_key(text: str, key: str, present: bool) -> tuple[str, bool]:
-    """The authorized_keys text with `key` added (present) or removed, and
-    whether that changed anything. Other lines stay as they are."""
+def with_key(text: str, key: str, present: bool, peer: str | None = None) -> tuple[str, bool]:
+    """The authorized_keys text with `key` added (present; bound to peer when
+    given) or removed, and whether that changed anything. A key already there
+    with another binding gets the new one. Other lines stay as they are."""
     kind, blob, _ = parse_public_key(key)
-    have = (kind, blob) in key_lines(text)
-    if present:
-        if have:
-            return text, False
-        if not text:
-            text = authorized_keys([])
-        return text + ("" if text.endswith("\n") else "\n") + authorized_line(key) + "\n", True
-    if not have:
+    have = [line for line in text.splitlines() if (kind, blob) in key_lines(line)]
+    if present and have == [authorized_line(key, peer)]:
+        return text, False
+    if not present and not have:
         return text, False
     kept = [line for line in text.splitlines() if (kind, blob) not in key_lines(line)]
-    return "\n".join(kept) + "\n", True
+    text = "\n".join(kept) + "\n" if kept else ""
+    if present:
+        text = (text or authorized_keys([])) + authorized_line(key, peer) + "\n"
+    return text, True

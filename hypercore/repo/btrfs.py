@@ -46,7 +46,8 @@ def send_argv(subvol: Path, parent: Path | None) -> list[str]:
 
 
 def receive_argv(into: Path) -> list[str]:
-    return ["btrfs", "-q", "receive", str(into)]
+    """--chroot: the stream comes from a peer; its paths cannot leave `into`."""
+    return ["btrfs", "-q", "receive", "--chroot", str(into)]
 
 
 def is_subvolume(path: Path) -> bool:

@@ -74,9 +74,9 @@ def register(groups, common: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true")
     s = leaf("authorize", help="let a peer's replication key (as its `repo peers` prints it) replicate here")
     s.add_argument("key", metavar="'TYPE BASE64 [COMMENT]'")
+    s.add_argument("--peer", metavar="PEER",
+                   help="the key is this peer's (repo.yaml): it may do what the peer's role allows (a cache only pulls)")
     s.add_argument("--revoke", action="store_true", help="remove that key instead")
-    s.add_argument("--authorized-keys", default=access.AUTHORIZED_KEYS, help=argparse.SUPPRESS)  # tests
-    s.add_argument("--sshd-dropin", default=access.SSHD_DROPIN, help=argparse.SUPPRESS)          # tests
     s = leaf("publish", help="a version as a golden image for the VM services (--as), or as a netboot root")
     s.add_argument("ref", metavar="NAME[@VERSION]")
     how = s.add_mutually_exclusive_group(required=True)
@@ -100,7 +100,8 @@ def register(groups, common: argparse.ArgumentParser) -> None:
     s.add_argument("--compress", choices=COMPRESSORS, required=True)
     s = leaf("_inventory")
     s.add_argument("name", nargs="?")
-    leaf("serve-ssh")  # the forced command of the peers' keys (serve.py)
+    s = leaf("serve-ssh")  # the forced command of the peers' keys (serve.py)
+    s.add_argument("--peer", help=argparse.SUPPRESS)  # the key's peer in repo.yaml: its role's verbs only
 
 
 def dispatch(state, a) -> int:
@@ -125,7 +126,8 @@ def dispatch(state, a) -> int:
     elif v == "publish":
         return _publish(repo, state, a)
     elif v == "authorize":
-        print(authorize.authorize(a.key, not a.revoke, a.authorized_keys, a.sshd_dropin))
+        conf = cfg()
+        print(authorize.authorize(a.key, not a.revoke, *authorize.locations(conf.path), peer=a.peer, cfg=conf))
     elif v == "receive":
         name, ver = layout.image_name(a.name), layout.version(a.version)
         parent = layout.version(a.parent) if a.parent else None
@@ -137,7 +139,9 @@ def dispatch(state, a) -> int:
         transfer.send_to_stdout(repo, name, ver, parent, a.compress)
     elif v == "serve-ssh":
         from hypercore.cli import build_parser
-        argv = serve.allowed_argv(os.environ.get("SSH_ORIGINAL_COMMAND"), str(layout.resolve(None).root))
+        verbs, who = serve.peer_access(cfg(), getattr(a, "peer", None))
+        argv = serve.allowed_argv(os.environ.get("SSH_ORIGINAL_COMMAND"), str(layout.resolve(None).root),
+                                  verbs, who)
         return dispatch(state, build_parser().parse_args(argv))
     elif v == "_inventory":
         inv = transfer.local_inventory(repo, cfg().role, layout.image_name(a.name) if a.name else None)

@@ -8,6 +8,11 @@ peers sends -- `hypercore repo [--repo-dir DIR] receive|_send|_inventory` --
 with every option known, given once, and every value checked. The result is
 a fresh argument list for the same command line parser; anything else is
 refused with one line.
+
+A key bound to a peer (`serve-ssh --peer NAME` in its authorized_keys line)
+may only use the verbs of that peer's role in repo.yaml: an image server
+replicates here and pulls, a cache only pulls (it never pushes). A peer that
+repo.yaml no longer lists may do nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +50,24 @@ VERBS = {
 }
 
 
+ALL_VERBS = frozenset(VERBS)
+ROLE_VERBS = {"image-server": ALL_VERBS,                      # replicates here (receive) and pulls
+              "cache": frozenset({"_send", "_inventory"})}    # only pulls
+
+
+def peer_access(cfg, peer: str | None) -> tuple[frozenset[str], str]:
+    """(the verbs a key may use, who it is for messages): every verb for a key bound
+    to no peer (the answers' repo.authorized_keys), else those of the peer's role
+    in repo.yaml (cfg)."""
+    if peer is None:
+        return ALL_VERBS, ""
+    for p in cfg.peers:
+        if p.name == peer:
+            return ROLE_VERBS[p.role], f"peer {peer} ({p.role})"
+    raise UserError(f"refused over ssh: this key belongs to peer {peer}, which {cfg.path} does not list",
+                    hint=f"add {peer} to the peers there, or revoke the key: hypercore repo authorize --revoke KEY")
+
+
 def refused(why: str) -> UserError:
     return UserError(f"refused over ssh: {why}", hint=HINT)
 
@@ -56,9 +79,11 @@ def _checked(check, value: str) -> str:
         raise refused(e.message) from None
 
 
-def allowed_argv(command: str | None, repo_root: str) -> list[str]:
+def allowed_argv(command: str | None, repo_root: str, verbs: frozenset[str] = ALL_VERBS,
+                 who: str = "") -> list[str]:
     """The `hypercore` arguments to run for SSH_ORIGINAL_COMMAND, or a UserError.
-    repo_root: this node's repository; a --repo-dir must name it."""
+    repo_root: this node's repository; a --repo-dir must name it. verbs: those
+    this key may use (peer_verbs); who: e.g. "peer node2 (cache)", for the refusal."""
     if not command:
         raise refused("no command given (this key has no shell)")
     try:
@@ -75,6 +100,11 @@ def allowed_argv(command: str | None, repo_root: str) -> list[str]:
     if not rest or rest[0] not in VERBS:
         raise refused(f"`{rest[0] if rest else ''}` is not a replication command")
     verb, rest = rest[0], rest[1:]
+    if verb not in verbs:
+        raise UserError(f"refused over ssh: {who or 'this key'} may not {verb} here "
+                        f"(it may: {', '.join(sorted(verbs))})",
+                        hint="a cache only pulls from an image server; to replicate here, "
+                             "make it an image server in this node's repo.yaml")
     checks, required, (least, most) = VERBS[verb]
     names: list[str] = []
     options: dict[str, str] = {}

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hypercore.errors import UserError, report
+from hypercore.files import write_atomic
 from hypercore.run import CommandError, run
 
 from . import answers as answers_mod
@@ -97,11 +98,7 @@ class BootState:
         if self.dry_run:
             return
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_atomic(path, text, 0o600)
 
     def started(self, found: sources.Found, text: str) -> None:
         self._write(self.answers_copy, text)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 from hypercore.errors import UserError
+from hypercore import files
 from hypercore.files import write_atomic
 
 DEFAULT_PATH = Path("/run/hypercore-install/journal.json")
@@ -72,7 +72,7 @@ class Journal:
         """The install is complete: keep the journal as a record, renamed."""
         self.state["finished"] = time.time()
         self.save()
-        os.replace(self.path, self.path.with_suffix(".done.json"))
+        files.replace(self.path, self.path.with_suffix(".done.json"))
 
 
 class MemoryJournal(Journal):

@@ -85,16 +85,34 @@ class Runner:
         return subprocess.CompletedProcess(argv, rc, "", "")
 
 
-def test_drain_then_purge():
+def test_drain_then_shrink_then_purge():
+    """The pools keep their copies until the leaving node's data has moved: out, wait, then shrink."""
     p = remove.plan("node2", "node1", docs("three-nodes"))
     run, said = Runner(busy_polls=2), []
     remove.execute(p, say=said.append, run=run, clock=lambda: 0, sleep=lambda s: None)
     calls = run.calls
     out = calls.index(["osd", "out", "1", "2"])
+    polls = [i for i, c in enumerate(calls) if c == ["osd", "safe-to-destroy", "1", "2"]]
+    shrink = calls.index(["osd", "pool", "set", "vm-pool", "size", "2"])
     purge = calls.index(["osd", "purge", "1", "--yes-i-really-mean-it"])
-    assert calls.count(["osd", "safe-to-destroy", "1", "2"]) == 3 and out < purge
-    assert calls.index(["osd", "pool", "set", "vm-pool", "size", "2"]) < out
+    assert len(polls) == 3 and out < polls[0] and polls[-1] < shrink < purge
+    assert not any(c[:3] == ["osd", "pool", "set"] or c[:1] == ["config"] for c in calls[:polls[-1]])
     assert "node2 removed: 2 OSD(s) purged, its monitor removed" in said[-1]
+    text = p.describe()
+    assert text.index("ceph osd out 1 2") < text.index("ceph osd pool set vm-pool size 2")
+
+
+def test_two_to_one_the_single_node_settings_come_only_after_the_drain():
+    d = docs("three-nodes")
+    d["osd_tree"]["nodes"] = [n for n in d["osd_tree"]["nodes"] if n.get("name") != "node3"]
+    d["pools"] = [{**pool, "size": 2, "min_size": 1} for pool in d["pools"]]
+    p = remove.plan("node2", "node1", d)
+    run = Runner(busy_polls=1)
+    remove.execute(p, say=lambda s: None, run=run, clock=lambda: 0, sleep=lambda s: None)
+    last_poll = max(i for i, c in enumerate(run.calls) if c[:2] == ["osd", "safe-to-destroy"])
+    for who, option, value in sizing.SINGLE_NODE_SETTINGS:
+        assert run.calls.index(["config", "set", who, option, value]) > last_poll
+    assert run.calls.index(["osd", "pool", "set", "vm-pool", "size", "1", "--yes-i-really-mean-it"]) > last_poll
 
 
 def test_a_drain_that_does_not_finish_puts_the_osds_back_and_removes_nothing():
@@ -102,9 +120,26 @@ def test_a_drain_that_does_not_finish_puts_the_osds_back_and_removes_nothing():
     run, t = Runner(busy_polls=10**6), iter(range(0, 10**6, 1000))
     with pytest.raises(UserError) as e:
         remove.execute(p, say=lambda s: None, run=run, clock=lambda: next(t), sleep=lambda s: None, timeout=5000)
-    assert "back in and nothing was removed" in e.value.message
+    assert e.value.message.endswith("within 5000 s: osd.1, osd.2 are back in; the pool sizes and single-node "
+                                    "settings were not changed and nothing was removed")
     assert run.calls[-1] == ["osd", "in", "1", "2"]
-    assert not any(c[:2] in (["osd", "purge"], ["mon", "remove"], ["osd", "crush"]) for c in run.calls)
+    assert not any(c[:2] in (["osd", "purge"], ["mon", "remove"], ["osd", "crush"], ["osd", "pool"])
+                   or c[0] == "config" for c in run.calls)
+
+
+def test_a_min_size_the_staying_hosts_cannot_serve_is_lowered_for_the_drain_and_put_back():
+    d = docs("three-nodes")
+    d["pools"] = [{**pool, "min_size": 3} if pool["pool_name"] == "vm-pool" else pool for pool in d["pools"]]
+    p = remove.plan("node2", "node1", d)
+    assert p.prepare == [["osd", "pool", "set", "vm-pool", "min_size", "2"]]
+    run, t = Runner(busy_polls=10**6), iter(range(0, 10**6, 1000))
+    with pytest.raises(UserError) as e:
+        remove.execute(p, say=lambda s: None, run=run, clock=lambda: next(t), sleep=lambda s: None, timeout=5000)
+    assert "osd.1, osd.2 are back in, vm-pool min_size is back to 3; the pool sizes" in e.value.message
+    calls = run.calls
+    assert calls.index(["osd", "pool", "set", "vm-pool", "min_size", "2"]) < calls.index(["osd", "out", "1", "2"])
+    assert calls[-2:] == [["osd", "in", "1", "2"], ["osd", "pool", "set", "vm-pool", "min_size", "3"]]
+    assert not any(c[:2] == ["osd", "purge"] or c[4:5] == ["size"] for c in calls)
 
 
 def test_a_running_osd_is_marked_down_before_each_purge():

@@ -124,11 +124,13 @@ def test_repo_peers_follow_the_repository_schema():
         for rule in ("pattern", "enum", "minimum", "maximum", "type"):
             assert a.get(rule) == b.get(rule), (key, rule)
     assert ours["role"]["enum"] == theirs["role"]["enum"]
-    assert set(ours["peers"]["items"]["properties"]) <= set(theirs["peers"]["items"]["properties"])
+    # `key` is the answers' own: it goes to authorized_keys (bound to the peer), not to repo.yaml.
+    assert set(ours["peers"]["items"]["properties"]) - {"key"} <= set(theirs["peers"]["items"]["properties"])
 
 
 def test_a_valid_repo_section():
     doc = yaml.safe_load(BASE_ANSWERS)
-    doc["repo"] = {"role": "cache", "peers": [{"name": "srv", "address": "root@fd00::1", "port": 22}],
+    doc["repo"] = {"role": "cache", "peers": [{"name": "srv", "address": "root@fd00::1", "port": 22,
+                                               "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKq1 hypercore-repo@srv"}],
                    "authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKq0 hypercore-repo@srv"]}
     assert answers.check(doc) == []

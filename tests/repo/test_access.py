@@ -64,6 +64,41 @@ def test_anything_else_is_refused(command):
     assert e.value.message.startswith("refused over ssh: ") and "\n" not in e.value.message and e.value.hint
 
 
+CACHE_AND_SERVER = config.Config("/etc/hypercore/repo.yaml", peers=(
+    config.Peer("node2", "root@10.0.0.2", role="cache"), config.Peer("node3", "root@10.0.0.3")))
+RECEIVE = f"hypercore repo receive deb --version v2 --compress zstd --manifest-sha256 {SHA}"
+
+
+def test_a_cache_peers_key_only_pulls():
+    verbs, who = serve.peer_access(CACHE_AND_SERVER, "node2")
+    assert who == "peer node2 (cache)"
+    for command in ("hypercore repo _inventory deb", "hypercore repo _send deb --version v1 --compress zstd"):
+        assert serve.allowed_argv(command, ROOT, verbs, who)[3] in ("_inventory", "_send")
+    with pytest.raises(UserError) as e:
+        serve.allowed_argv(RECEIVE, ROOT, verbs, who)
+    assert e.value.message == ("refused over ssh: peer node2 (cache) may not receive here "
+                               "(it may: _inventory, _send)") and "cache only pulls" in e.value.hint
+    # An image server's key, and a key bound to no peer: every replication verb.
+    for peer in ("node3", None):
+        verbs, _ = serve.peer_access(CACHE_AND_SERVER, peer)
+        assert serve.allowed_argv(RECEIVE, ROOT, verbs)[3] == "receive"
+    # A peer that repo.yaml no longer lists: nothing at all.
+    with pytest.raises(UserError) as e:
+        serve.peer_access(CACHE_AND_SERVER, "node9")
+    assert "belongs to peer node9, which /etc/hypercore/repo.yaml does not list" in e.value.message
+
+
+def test_a_peers_own_key_is_bound_to_it_in_authorized_keys():
+    k1, k2 = "ssh-ed25519 AAAAC3Nza one@x", "ssh-ed25519 AAAAC3Nzb two@y"
+    section = {"peers": [{"name": "node2", "address": "root@10.0.0.2", "role": "cache", "key": k1},
+                         {"name": "node3", "address": "root@10.0.0.3"}], "authorized_keys": [k2, k1]}
+    assert "key" not in access.repo_config(section)["peers"][0]          # not a repo.yaml field
+    lines = [ln for ln in access.authorized_keys(access.authorized_entries(section)).splitlines()
+             if not ln.startswith("#")]
+    assert lines == [access.authorized_line(k1, "node2"), access.authorized_line(k2)]   # k1 once, bound
+    assert lines[0].startswith('command="hypercore repo serve-ssh --peer node2",restrict,')
+
+
 def test_rendered_files():
     line = access.authorized_line("ssh-ed25519 AAAAC3Nza peer@x\n")
     assert line.startswith('command="hypercore repo serve-ssh",restrict,no-pty,no-port-forwarding,')

@@ -60,9 +60,12 @@ def test_replication_works_through_the_forced_command_and_nothing_else(pair):
     ctx = {n.name: first_boot(n, sections[n.name]) for n in (a, b)}
     keys = {n: c.facts["repo_key"] for n, c in ctx.items()}
     assert keys["a"] != keys["b"] and all(k.startswith("ssh-ed25519 ") for k in keys.values())
-    # The operator puts each node's printed key in the other's answers; the step runs again.
+    # The operator puts each node's printed key in the other's answers; the step runs again. On a,
+    # b's key is the cache peer's own `key` (bound to its role); on b, a's is a plain authorized key.
+    sections["a"]["peers"][0]["key"] = keys["b"]
+    sections["b"]["authorized_keys"] = [keys["a"]]
     for n, other in ((a, b), (b, a)):
-        ctx[n.name] = first_boot(n, {**sections[n.name], "authorized_keys": [keys[other.name]]})
+        ctx[n.name] = first_boot(n, sections[n.name])
         assert ctx[n.name].facts["repo_key"] == keys[n.name]          # the key is kept
         # The step's repo.yaml as it is, plus where the test's repositories are.
         cfg = yaml.safe_load(open(ctx[n.name].paths.repo_config))
@@ -98,6 +101,15 @@ def test_replication_works_through_the_forced_command_and_nothing_else(pair):
         assert p.stderr.startswith("hypercore: refused over ssh: "), (command, p.stderr)
         assert "uid=" not in p.stdout and not marker.exists()
     assert b.versions("deb") == ["v1", "v2"]
+    # The cache pulls from the image server but never pushes to it: refused in one line, a unchanged.
+    write_image(img, 16 * MiB, 3, [(8 * MiB, MiB)])
+    b.hc("add", "deb", str(img))
+    p = b.hc("replicate", "deb", "--to", "node-a", ok=False)
+    assert "peer node-b (cache) may not receive here" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert a.versions("deb") == ["v1", "v2"]
+    p = ssh_as(ctx["b"], b, a, "hypercore", "repo", "receive", "deb", "--version", "v3", "--compress", "zstd",
+               "--manifest-sha256", "ab" * 32)
+    assert p.returncode == 1 and p.stderr.startswith("hypercore: refused over ssh: peer node-b (cache) may not")
     # No shell either (no command at all), and the key of a node is not accepted by itself.
     assert "refused over ssh: no command given" in ssh_as(ctx["a"], a, b).stderr
     p = ssh_as(ctx["b"], a, b, "hypercore", "repo", "_inventory")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hypercore.errors import UserError
-from hypercore.repo import config, layout, manifest, store, transfer, transport
+from hypercore.repo import btrfs, config, layout, manifest, store, transfer, transport
 from hypercore.repo.transfer import Step, plan
 
 
@@ -177,3 +177,11 @@ def test_not_btrfs(tmp_path):
     with pytest.raises(UserError, match="is not on a BTRFS filesystem"):
         store.add(layout.Repo(tmp_path / "repo"), "deb", Path(__file__))
     assert not (tmp_path / "repo").exists()
+
+
+def test_btrfs_receive_is_confined_to_the_staging_directory():
+    """A peer's stream names paths; with --chroot, btrfs receive cannot write outside staging
+    (the replication tests run it for real)."""
+    argv = btrfs.receive_argv(Path("/repo/.staging/deb/v2.recv"))
+    assert argv[:3] == ["btrfs", "-q", "receive"] and "--chroot" in argv
+    assert argv[-1] == "/repo/.staging/deb/v2.recv"

@@ -6,7 +6,8 @@ section asks (hypercore/repo/access.py has the files' text):
 - this node's replication key, ed25519, /etc/hypercore/repo/id_ed25519 (0600,
   made once, kept on a rerun), the identity_file of every peer;
 - the peers' keys in /etc/hypercore/repo/authorized_keys, each forced to
-  `hypercore repo serve-ssh` (only receive, _send and _inventory, checked),
+  `hypercore repo serve-ssh` (only receive, _send and _inventory, checked;
+  a peer's own `key` only the verbs of its role: a cache only pulls),
   and the sshd drop-in that makes sshd read that file; sshd is reloaded.
 
 The public key goes into the facts for the ready report. Without a `repo`
@@ -39,7 +40,7 @@ def setup_repo(ctx: Context) -> None:
     host.write_file(p.repo_key + ".pub", public + "\n", 0o644)
     host.write_file(p.repo_known_hosts, host.read_text(p.repo_known_hosts) or "", 0o644)
     host.write_file(p.repo_config, access.repo_yaml(cfg), 0o644)
-    keys = section.get("authorized_keys") or []
+    keys = access.authorized_entries(section)
     host.write_file(p.repo_authorized_keys, access.authorized_keys(keys), 0o600)
     host.makedirs(os.path.dirname(p.sshd_dropin), 0o755)
     host.write_file(p.sshd_dropin, access.sshd_dropin(p.repo_authorized_keys), 0o644)
