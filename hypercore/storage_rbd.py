@@ -215,8 +215,13 @@ def _header(disk: RbdDisk) -> str:
     return header_object(require_image(disk))
 
 
+def _in_pool(disk: RbdDisk, argv: list[str]) -> list[str]:
+    """A rados command line for the disk's RBD namespace (its header object lives there)."""
+    return argv + ["--namespace", disk.namespace] if disk.namespace else argv
+
+
 def claims(disk: RbdDisk, obj: str | None = None) -> list[Claim]:
-    argv = claim_info_argv(disk.pool, obj or _header(disk), disk.user, disk.conf)
+    argv = _in_pool(disk, claim_info_argv(disk.pool, obj or _header(disk), disk.user, disk.conf))
     try:
         return parse_claims(run(argv, timeout=60).stdout)
     except CommandError as e:
@@ -226,7 +231,7 @@ def claims(disk: RbdDisk, obj: str | None = None) -> list[Claim]:
 
 def take_claim(disk: RbdDisk, cookie: str, description: str) -> bool:
     """Atomic: True when this call took it, False when someone holds it."""
-    argv = claim_take_argv(disk.pool, _header(disk), cookie, description, disk.user, disk.conf)
+    argv = _in_pool(disk, claim_take_argv(disk.pool, _header(disk), cookie, description, disk.user, disk.conf))
     try:
         run(argv, timeout=60)
     except CommandError as e:
@@ -239,7 +244,8 @@ def take_claim(disk: RbdDisk, cookie: str, description: str) -> bool:
 
 def break_claim(disk: RbdDisk, claim: Claim, obj: str | None = None) -> None:
     """Remove one claim; one already gone is no error."""
-    argv = claim_break_argv(disk.pool, obj or _header(disk), claim.locker, claim.cookie, disk.user, disk.conf)
+    argv = _in_pool(disk, claim_break_argv(disk.pool, obj or _header(disk), claim.locker, claim.cookie,
+                                           disk.user, disk.conf))
     try:
         run(argv, timeout=60)
     except CommandError as e:

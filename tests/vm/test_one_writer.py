@@ -275,3 +275,15 @@ def test_only_rbd_vms_start_paused():
                                            rt, tcg, shared_dir=Path("/s/shared"))
     assert "-S" in build(DISK)
     assert "-S" not in build(FileDisk(path="/s/d.qcow2", format="qcow2"))
+
+
+def test_a_disk_in_a_namespace_is_claimed_in_that_namespace():
+    """A diskless node's disks live in its own RBD namespace: so does their header object."""
+    from hypercore import storage_rbd as sr
+    from hypercore.definition import RbdDisk
+    disk = RbdDisk(pool="vm-pool", image="d1-disk0", namespace="dl-525400123458", user="diskless-dl-525400123458")
+    assert disk.spec == "vm-pool/dl-525400123458/d1-disk0"
+    argv = sr._in_pool(disk, sr.claim_info_argv(disk.pool, "rbd_header.1", disk.user))
+    assert argv[-2:] == ["--namespace", "dl-525400123458"] and "-p" in argv
+    plain = RbdDisk(pool="vm-pool", image="web-disk0")
+    assert "--namespace" not in sr._in_pool(plain, sr.claim_info_argv(plain.pool, "rbd_header.1"))
