@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hypercore import definition, diskspec, host, images, names, shared, storage, supervisor
+from hypercore import definition, diskspec, host, images, names, shared, storage, supervisor, vmuser
 from hypercore import storage_file as sf
 from hypercore import storage_rbd as sr
 from hypercore.accel import detect
@@ -107,6 +107,7 @@ def create(state: StateDir, name: str, memory_mb: int, cpus: int, disk_arg: str,
             shutil.rmtree(state.vm_dir(name))
         raise
     defn = defn.with_disks([disk])
+    state.lock_down()
     definition.save(defn, state.definition(name))
     if iso:
         messages.append(f"ISO: {iso}")
@@ -131,10 +132,12 @@ def preflight(state: StateDir, defn: VMDefinition) -> None:
             raise UserError(f"the {what} {path} of VM {defn.name} does not exist",
                             hint="restore it or recreate the VM")
     _check_network(defn.network)
+    owner = vmuser.lookup()
+    state.lock_down()
     if defn.shared.virtiofs:
         shared.find_virtiofsd()
     if defn.shared.enabled:
-        shared.ensure(state)
+        shared.ensure(state, owner)
     if defn.firmware == "uefi":
         supervisor.copy_ovmf_vars(state.vm_dir(defn.name) / "OVMF_VARS.fd", OVMF_VARS_TEMPLATE)
     state.runtime(defn.name).check_socket_paths()
