@@ -21,8 +21,9 @@ def esc(value: str | Path) -> str:
 
 def disk_blockdev(disk, node: str) -> str:
     if isinstance(disk, FileDisk):
+        proto = "host_device" if disk.is_device else "file"  # QEMU's file driver refuses devices
         return (f"driver={disk.format},node-name={node},discard=unmap,"
-                f"file.driver=file,file.filename={esc(disk.path)}")
+                f"file.driver={proto},file.filename={esc(disk.path)}")
     if isinstance(disk, RbdDisk):
         conf = f",conf={esc(disk.conf)}" if disk.conf else ""
         return (f"driver=rbd,node-name={node},discard=unmap,pool={esc(disk.pool)},"

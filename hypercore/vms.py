@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hypercore import definition, diskspec, host, images, names, shared, storage, supervisor, vmuser
+from hypercore import definition, diskspec, host, hostdisks, images, names, shared, storage, supervisor, vmuser
 from hypercore import storage_file as sf
 from hypercore import storage_rbd as sr
 from hypercore.accel import detect
@@ -76,8 +76,19 @@ def create(state: StateDir, name: str, memory_mb: int, cpus: int, disk_arg: str,
             messages.append(f"disk: existing RBD image {spec.spec}")
         elif isinstance(spec, diskspec.ExistingFile):
             fmt = sf.detect_format(spec.path)
+            hostdisks.check_file(state, spec.path, [] if fmt == "raw" else storage.backing_files(
+                FileDisk(path=str(spec.path), format=fmt)))
             disk = FileDisk(path=str(spec.path), format=fmt)
             messages.append(f"disk: existing {fmt} file {spec.path}")
+        elif isinstance(spec, diskspec.ExistingDevice):
+            dev = hostdisks.check_device(spec.path)
+            users = [d.name for d in all_definitions(state) for x in d.disks
+                     if isinstance(x, FileDisk) and x.path == str(dev)]
+            if users:
+                raise UserError(f"block device {dev} is already the disk of VM {users[0]}",
+                                hint=f"one VM per disk: hypercore vm delete {users[0]} first")
+            disk = FileDisk(path=str(dev), format="raw")
+            messages.append(f"disk: whole block device {dev}")
         elif isinstance(spec, diskspec.FromImage):
             img = images.require(state, spec.image)
             state.vm_dir(name).mkdir(parents=True)
