@@ -35,6 +35,22 @@ MODE = 0o770
 VIRTIOFSD_PATHS = ("/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd")
 
 
+USERNS_SYSCTLS = (("/proc/sys/kernel/unprivileged_userns_clone", "kernel.unprivileged_userns_clone=1"),
+                  ("/proc/sys/user/max_user_namespaces", "user.max_user_namespaces=1000"))
+
+
+def check_userns() -> None:
+    """virtiofsd (as hypercore-vm) needs a user namespace of its own."""
+    for path, fix in USERNS_SYSCTLS:
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if value == "0":
+            raise UserError(f"virtiofsd cannot run unprivileged: {path} is 0 (no user namespaces)",
+                            hint=f"sysctl -w {fix}, or share over 9p only: hypercore vm share NAME on --transport 9p")
+
+
 def find_virtiofsd() -> str:
     for p in VIRTIOFSD_PATHS:
         if os.access(p, os.X_OK):

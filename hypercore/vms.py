@@ -147,6 +147,8 @@ def preflight(state: StateDir, defn: VMDefinition) -> None:
     state.lock_down()
     if defn.shared.virtiofs:
         shared.find_virtiofsd()
+        if owner is not None:
+            shared.check_userns()
     if defn.shared.enabled:
         shared.ensure(state, owner)
     if defn.firmware == "uefi":

@@ -170,3 +170,17 @@ def test_virtiofsd_runs_in_a_user_namespace_on_the_runners_socket():
 
 def test_definition_name_is_the_qemu_name():
     assert _opt(build(_defn()), "-name") == ["guest=web,debug-threads=on"]
+
+
+def test_no_user_namespaces_is_one_line_with_a_hint(tmp_path, monkeypatch):
+    from hypercore import shared
+    from hypercore.errors import UserError
+    knob = tmp_path / "unprivileged_userns_clone"
+    monkeypatch.setattr(shared, "USERNS_SYSCTLS", ((str(knob), "kernel.unprivileged_userns_clone=1"),
+                                                  (str(tmp_path / "absent"), "x=1")))
+    knob.write_text("1\n")
+    shared.check_userns()
+    knob.write_text("0\n")
+    with pytest.raises(UserError, match="virtiofsd cannot run unprivileged") as e:
+        shared.check_userns()
+    assert "kernel.unprivileged_userns_clone=1" in e.value.hint
