@@ -10,7 +10,7 @@ import sys
 
 from hypercore import clones, images, names, shared, snapshots, state as state_mod, storage
 from hypercore import stats as stats_mod
-from hypercore import supervisor, vms
+from hypercore import supervisor, vms, vmuser
 from hypercore.accel import detect
 from hypercore.cluster import cli as cluster_cli
 from hypercore.definition import Kernel, Network, Shared
@@ -224,7 +224,7 @@ def _image(st, a) -> int:
 
 def _share(st, a) -> int:
     if a.verb == "path":
-        print(shared.ensure(st))
+        print(shared.ensure(st, vmuser.lookup()))
     else:
         sys.stdout.write(shared.mount_script())
     return 0

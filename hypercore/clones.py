@@ -39,6 +39,10 @@ def _check_rbd_snapshot(disk: RbdDisk, snap: str, source: str) -> None:
 def _plan_vm(state: StateDir, src: VMDefinition, snap: str | None) -> None:
     """Every check before anything changes."""
     file_disks = [d for d in src.disks if isinstance(d, FileDisk)]
+    devices = [d.path for d in file_disks if d.is_device]
+    if devices:
+        raise UserError(f"VM {src.name}'s disk is the block device {devices[0]}: it cannot back a linked clone",
+                        hint=f"copy it into an image first: hypercore image import {devices[0]} NAME")
     if snap and file_disks:
         raise UserError(f"VM {src.name} has file disks: a qcow2 internal snapshot cannot back a "
                         "linked clone", hint=f"roll back to {snap} and clone {src.name} itself "

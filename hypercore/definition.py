@@ -27,8 +27,13 @@ class FileDisk:
     owned: bool = False
     type: str = "file"
 
+    @property
+    def is_device(self) -> bool:
+        """A whole block device (create-vm ... dev:/dev/DISK), not an image file."""
+        return self.path.startswith("/dev/")
+
     def describe(self) -> str:
-        return f"{self.path} ({self.format})"
+        return f"{self.path} ({'block device' if self.is_device else self.format})"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The DISK argument of create-vm, as the original Hypercore wrote it and more.
 
     rbd:POOL/[NAMESPACE/]IMAGE[:conf=PATH][:id=USER]   an existing Ceph RBD image
-    /path/to/disk.qcow2 | disk.raw         an existing qcow2 or raw file
+    /path/to/disk.qcow2 | disk.raw         an existing qcow2 or raw file in the state
+                                           directory (hypercore.hostdisks)
+    dev:/dev/DISK                          a whole block device nothing uses
     new:SIZE                               a new disk (RBD in vm-pool when Ceph is
                                            there, else a qcow2 in the state dir)
     image:NAME                             a linked clone of a golden image
@@ -28,6 +30,11 @@ class NewDisk:
 @dataclass(frozen=True)
 class ExistingFile:
     path: Path
+
+
+@dataclass(frozen=True)
+class ExistingDevice:
+    path: str
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ def parse_rbd(text: str) -> RbdDisk:
 
 
 def parse(text: str):
-    """Return RbdDisk, ExistingFile, NewDisk or FromImage (nothing is touched)."""
+    """Return RbdDisk, ExistingFile, ExistingDevice, NewDisk or FromImage (nothing is touched)."""
     if not text:
         raise UserError("empty DISK argument", hint="give rbd:POOL/IMAGE, a disk file or new:SIZE")
     if text.startswith("rbd:"):
@@ -71,4 +78,8 @@ def parse(text: str):
         return NewDisk(parse_size(text[4:]))
     if text.startswith("image:"):
         return FromImage(names.image_name(text[6:]))
+    if text.startswith("dev:"):
+        if not text[4:].startswith("/dev/"):
+            raise UserError(f"invalid block device {text!r}: expected dev:/dev/DISK", hint="e.g. dev:/dev/sdb")
+        return ExistingDevice(text[4:])
     return ExistingFile(Path(os.path.abspath(text)))

@@ -21,8 +21,9 @@ def esc(value: str | Path) -> str:
 
 def disk_blockdev(disk, node: str) -> str:
     if isinstance(disk, FileDisk):
+        proto = "host_device" if disk.is_device else "file"  # QEMU's file driver refuses devices
         return (f"driver={disk.format},node-name={node},discard=unmap,"
-                f"file.driver=file,file.filename={esc(disk.path)}")
+                f"file.driver={proto},file.filename={esc(disk.path)}")
     if isinstance(disk, RbdDisk):
         conf = f",conf={esc(disk.conf)}" if disk.conf else ""
         ns = f",namespace={esc(disk.namespace)}" if disk.namespace else ""
@@ -39,7 +40,8 @@ def _chardev_socket(ident: str, path: Path, **extra) -> list[str]:
 
 
 def build(defn: VMDefinition, rt: Runtime, accel: Accel, *, shared_dir: Path,
-          ovmf_vars: Path | None = None) -> list[str]:
+          ovmf_vars: Path | None = None, run_as: str | None = None) -> list[str]:
+    """run_as: the user QEMU drops to once it has opened its files (hypercore.vmuser)."""
     a: list[str] = [QEMU, "-name", f"guest={defn.name},debug-threads=on",
                     "-nodefaults", "-no-user-config",
                     "-machine", "q35", "-accel", accel.name, "-cpu", accel.cpu,
@@ -48,6 +50,9 @@ def build(defn: VMDefinition, rt: Runtime, accel: Accel, *, shared_dir: Path,
     if any(isinstance(d, RbdDisk) for d in defn.disks):
         # Paused until `vm start` holds the disks' claims (hypercore.rbd_claims), then `cont`.
         a.append("-S")
+    if run_as:
+        # QEMU 7.2: setgid/initgroups/setuid after every device, disk and socket is open.
+        a += ["-runas", run_as]
     # Control: QMP for us, the serial console (logged) for people.
     a += _chardev_socket("qmp0", rt.qmp) + ["-mon", "chardev=qmp0,mode=control"]
     a += _chardev_socket("console0", rt.console, logfile=rt.console_log, logappend="on")
@@ -102,6 +107,9 @@ def build(defn: VMDefinition, rt: Runtime, accel: Accel, *, shared_dir: Path,
         a += ["-chardev", f"socket,id=vfs0,path={esc(rt.virtiofsd)}"]
         a += ["-device", f"vhost-user-fs-pci,chardev=vfs0,id=vfs0-dev,tag={SHARE_TAG}"]
     if defn.shared.ninep:
-        a += ["-fsdev", f"local,id=fs9p,path={esc(shared_dir)},security_model=passthrough"]
+        # mapped-xattr: the guest's owners, modes and device nodes are xattrs (user.virtfs.*)
+        # of plain files owned by QEMU's user; nothing the guest does makes a host device
+        # node or a setuid-root file.
+        a += ["-fsdev", f"local,id=fs9p,path={esc(shared_dir)},security_model=mapped-xattr"]
         a += ["-device", f"virtio-9p-pci,fsdev=fs9p,id=fs9p-dev,mount_tag={SHARE_TAG}"]
     return a

@@ -42,6 +42,7 @@ PACKAGES = {
     "blkid": "util-linux",
     "dnsmasq": "dnsmasq",
     "virtiofsd": "qemu-system-common",
+    "unshare": "util-linux",
     "mkosi": "mkosi (from bookworm-backports)",
     "pvs": "lvm2",
     "systemd-repart": "systemd",
@@ -160,17 +161,21 @@ def spawn(
     new_session: bool = False,
     pass_fds: Sequence[int] = (),
     stdin=subprocess.DEVNULL,
+    user: int | None = None,
+    group: int | None = None,
 ) -> subprocess.Popen:
     """Start a long-running process (QEMU, virtiofsd, a VM runner) and return it.
 
     Logged like run(); stdin is closed; the caller owns the process and must
     wait for it or kill it. stdout/stderr: None (inherit), a file object or fd;
     stdin is closed unless given (a pipe or file object, for pipelines).
+    user/group (uid, gid; from root): the process runs as them, with no other groups.
     """
     argv, full_env = _prepare("spawn", argv, env)
+    ids = {} if user is None else {"user": user, "group": group, "extra_groups": []}
     return subprocess.Popen(
         argv, stdin=stdin, stdout=stdout, stderr=stderr, env=full_env,
-        cwd=cwd, start_new_session=new_session, pass_fds=tuple(pass_fds),
+        cwd=cwd, start_new_session=new_session, pass_fds=tuple(pass_fds), **ids,
     )
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
-from hypercore import definition, qemu_argv, rbd_claims, shared
+from hypercore import definition, qemu_argv, rbd_claims, shared, vmuser
 from hypercore.accel import Accel, detect
 from hypercore.qmp import QMP
 from hypercore.run import spawn, stop
@@ -34,16 +36,31 @@ def clean(rt: Runtime) -> None:
     (rt.dir / "vnc.sock").unlink(missing_ok=True)
 
 
-def _wait_for_socket(path: Path, proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"virtiofsd exited with {proc.returncode} before listening")
-        # virtiofsd accepts exactly one connection (QEMU's): do not connect, only look.
-        if path.is_socket():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"virtiofsd did not create {path} within {timeout:.0f} s")
+def _listen(path: Path) -> socket.socket:
+    """The vhost-user socket, made here as root in the VM's run directory (which
+    virtiofsd, unprivileged, cannot write); virtiofsd gets the listening fd."""
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(1)
+    return sock
+
+
+def start_virtiofsd(state: StateDir, rt: Runtime, user: vmuser.VMUser | None, logf) -> subprocess.Popen:
+    """virtiofsd as the VMs' user; QEMU's connection waits in the socket's backlog
+    until it accepts. Our copy of the socket is closed: if virtiofsd dies, QEMU's
+    connection fails instead of hanging."""
+    binary = shared.find_virtiofsd()
+    # virtiofsd holds an fd per inode the guest has looked up: the hard limit, not 1024.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    with _listen(rt.virtiofsd) as sock:
+        fd = sock.fileno()
+        if user is None:
+            return spawn(shared.virtiofsd_argv(binary, fd, state.shared, userns=False),
+                         stdout=logf, stderr=subprocess.STDOUT, pass_fds=[fd])
+        return spawn(shared.virtiofsd_argv(binary, fd, state.shared, userns=True),
+                     stdout=logf, stderr=subprocess.STDOUT, pass_fds=[fd], user=user.uid, group=user.gid)
 
 
 def run_vm(state: StateDir, name: str, accel_name: str | None = None) -> int:
@@ -71,15 +88,13 @@ def run_vm(state: StateDir, name: str, accel_name: str | None = None) -> int:
     vfs = qemu = None
     rc = 1
     try:
+        user = vmuser.lookup()
         if defn.shared.virtiofs:
-            rt.virtiofsd.unlink(missing_ok=True)
-            binary = shared.find_virtiofsd()
-            vfs = spawn(shared.virtiofsd_argv(binary, rt.virtiofsd, state.shared),
-                        stdout=logf, stderr=subprocess.STDOUT)
-            _wait_for_socket(rt.virtiofsd, vfs)
+            vfs = start_virtiofsd(state, rt, user, logf)
         ovmf_vars = state.vm_dir(name) / "OVMF_VARS.fd" if defn.firmware == "uefi" else None
-        argv = qemu_argv.build(defn, rt, accel, shared_dir=state.shared, ovmf_vars=ovmf_vars)
-        log.info("starting %s (%s)", name, accel.name)
+        argv = qemu_argv.build(defn, rt, accel, shared_dir=state.shared, ovmf_vars=ovmf_vars,
+                               run_as=user and user.name)
+        log.info("starting %s (%s%s)", name, accel.name, f", as {user.name}" if user else "")
         qemu = spawn(argv, stdout=logf, stderr=subprocess.STDOUT, cwd=state.vm_dir(name))
         powerdown_sent = False
         while qemu.poll() is None:

@@ -67,6 +67,18 @@ class StateDir:
     def ensure(self) -> None:
         for d in (self.root, self.vms, self.images, self.bases):
             d.mkdir(parents=True, exist_ok=True)
+        self.lock_down()
+
+    def lock_down(self) -> None:
+        """vms/ and bases/ hold the VMs' disks, sockets and logs: the caller's alone
+        (0700). QEMU opens what it needs before it drops to hypercore-vm, so a
+        QEMU taken over by its guest cannot read another VM's disk."""
+        for d in (self.vms, self.bases):
+            try:
+                if d.stat().st_mode & 0o077:
+                    d.chmod(0o700)
+            except FileNotFoundError:
+                pass
 
 
 @dataclass(frozen=True)

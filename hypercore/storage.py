@@ -46,6 +46,10 @@ def choose(option: str | None = None) -> Backend:
 def check_exists(disk: Disk) -> None:
     if isinstance(disk, RbdDisk):
         sr.require_image(disk)
+    elif disk.is_device:
+        if not Path(disk.path).is_block_device():
+            raise UserError(f"block device {disk.path} does not exist",
+                            hint="attach the disk again or change the VM's disks")
     elif not Path(disk.path).is_file():
         raise UserError(f"disk image {disk.path} does not exist",
                         hint="restore the file or change the VM's disks")

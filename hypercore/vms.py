@@ -6,7 +6,8 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hypercore import definition, diskspec, host, images, names, rbd_claims, shared, storage, supervisor
+from hypercore import (definition, diskspec, host, hostdisks, images, names, rbd_claims, shared, storage,
+                       supervisor, vmuser)
 from hypercore import storage_file as sf
 from hypercore import storage_rbd as sr
 from hypercore.accel import detect
@@ -78,8 +79,19 @@ def create(state: StateDir, name: str, memory_mb: int, cpus: int, disk_arg: str,
             messages.append(f"disk: existing RBD image {spec.spec}")
         elif isinstance(spec, diskspec.ExistingFile):
             fmt = sf.detect_format(spec.path)
+            hostdisks.check_file(state, spec.path, [] if fmt == "raw" else storage.backing_files(
+                FileDisk(path=str(spec.path), format=fmt)))
             disk = FileDisk(path=str(spec.path), format=fmt)
             messages.append(f"disk: existing {fmt} file {spec.path}")
+        elif isinstance(spec, diskspec.ExistingDevice):
+            dev = hostdisks.check_device(spec.path)
+            users = [d.name for d in all_definitions(state) for x in d.disks
+                     if isinstance(x, FileDisk) and x.path == str(dev)]
+            if users:
+                raise UserError(f"block device {dev} is already the disk of VM {users[0]}",
+                                hint=f"one VM per disk: hypercore vm delete {users[0]} first")
+            disk = FileDisk(path=str(dev), format="raw")
+            messages.append(f"disk: whole block device {dev}")
         elif isinstance(spec, diskspec.FromImage):
             img = images.require(state, spec.image)
             state.vm_dir(name).mkdir(parents=True)
@@ -109,6 +121,7 @@ def create(state: StateDir, name: str, memory_mb: int, cpus: int, disk_arg: str,
             shutil.rmtree(state.vm_dir(name))
         raise
     defn = defn.with_disks([disk])
+    state.lock_down()
     definition.save(defn, state.definition(name))
     if iso:
         messages.append(f"ISO: {iso}")
@@ -133,10 +146,14 @@ def preflight(state: StateDir, defn: VMDefinition) -> None:
             raise UserError(f"the {what} {path} of VM {defn.name} does not exist",
                             hint="restore it or recreate the VM")
     _check_network(defn.network)
+    owner = vmuser.lookup()
+    state.lock_down()
     if defn.shared.virtiofs:
         shared.find_virtiofsd()
+        if owner is not None:
+            shared.check_userns()
     if defn.shared.enabled:
-        shared.ensure(state)
+        shared.ensure(state, owner)
     if defn.firmware == "uefi":
         supervisor.copy_ovmf_vars(state.vm_dir(defn.name) / "OVMF_VARS.fd", OVMF_VARS_TEMPLATE)
     state.runtime(defn.name).check_socket_paths()

@@ -78,7 +78,13 @@ def min_target_size(source: dict, data_on_target: bool) -> int:
 # The BTRFS data filesystem (see installer/README.md, "BTRFS layout").
 VAR_LIB_SUBVOLUME = "@var-lib"
 HYPERCORE_SUBVOLUMES = ("images", "vms", "shared", "iso", "tftpboot", ".snapshots")
-MOUNT_OPTIONS = "subvol=@var-lib,noatime,compress=zstd:1"
+# nosuid,nodev: nothing in /var/lib is a setuid program or a device node.
+MOUNT_OPTIONS = "subvol=@var-lib,nosuid,nodev,noatime,compress=zstd:1"
+# The folder every VM writes (hypercore/shared.py) is a mount of its own, so its
+# options stand even if /var/lib's change: no setuid, device node or program of a
+# guest's is ever one on the host.
+SHARED_MOUNT = "/var/lib/hypercore/shared"
+SHARED_MOUNT_OPTIONS = f"subvol={VAR_LIB_SUBVOLUME}/hypercore/shared,nosuid,nodev,noexec,noatime,compress=zstd:1"
 # Under @var-lib: the netboot HTTP root (/var/lib/hypercore/netboot).
 NETBOOT_DIR = "hypercore/netboot"
 

@@ -288,7 +288,7 @@ def _steps(answers, machine, source, target, geometry, data, osds) -> list[Step]
              False, (data_devices[0],), {"device": data_devices[0], "subvolumes": layout.subvolumes()}),
         Step("move-var-lib", "move-var-lib",
              f"copy the installed system's /var/lib into {layout.VAR_LIB_SUBVOLUME}; mount it at /var/lib "
-             "at every boot (/etc/fstab)",
+             f"and its shared folder at {layout.SHARED_MOUNT} (nosuid,nodev) at every boot (/etc/fstab)",
              False, (root_part, data_devices[0]), {**sys_params, "device": data_devices[0]}),
     ]
     if (answers.get("netboot") or {}).get("enabled") and not is_url(source["path"]):

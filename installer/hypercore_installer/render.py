@@ -42,15 +42,18 @@ def hosts_file(hostname: str, net: dict) -> str:
 
 
 def fstab_with_var_lib(existing: str, fs_uuid: str) -> str:
-    """existing fstab with exactly one /var/lib line for the data filesystem."""
+    """existing fstab with exactly one /var/lib line for the data filesystem, and
+    one for the shared folder under it (both nosuid,nodev)."""
+    ours = ("/var/lib", layout.SHARED_MOUNT)
     kept = [line for line in existing.splitlines()
             if not (line.split() and not line.lstrip().startswith("#") and len(line.split()) > 1
-                    and line.split()[1] == "/var/lib")]
+                    and line.split()[1] in ours)]
     kept = [line for line in kept if line != "# Hypercore data (BTRFS), see /etc/hypercore/install.json"]
     while kept and not kept[-1].strip():
         kept.pop()
     entry = f"UUID={fs_uuid}\t/var/lib\tbtrfs\t{layout.MOUNT_OPTIONS}\t0\t0"
-    return "\n".join([*kept, "# Hypercore data (BTRFS), see /etc/hypercore/install.json", entry]) + "\n"
+    shared = f"UUID={fs_uuid}\t{layout.SHARED_MOUNT}\tbtrfs\t{layout.SHARED_MOUNT_OPTIONS}\t0\t0"
+    return "\n".join([*kept, "# Hypercore data (BTRFS), see /etc/hypercore/install.json", entry, shared]) + "\n"
 
 
 def authorized_keys(keys: list[str]) -> str:

@@ -65,6 +65,13 @@ def test_create_vm_clones_and_both_boot(golden):
     node.succeed("boot-vm vm2")
     wait_for_marker(node, "vm1")
     wait_for_marker(node, "vm2")
+    # QEMU (here with an RBD disk and its root-only keyring) runs as hypercore-vm, not root;
+    # the folder the VMs share is mounted so that nothing a guest puts there is setuid or a device.
+    uid = node.succeed("awk '/^Uid:/ {print $2, $3, $4, $5}' /proc/$(cat /var/lib/hypercore/vms/vm1/run/qemu.pid)/status")
+    assert uid.split() and "0" not in uid.split(), uid
+    assert node.succeed("id -u hypercore-vm").strip() == uid.split()[0], uid
+    opts = node.succeed("findmnt -no OPTIONS /var/lib/hypercore/shared").strip().split(",")
+    assert "nosuid" in opts and "nodev" in opts, opts
     show = node.succeed("hypercore vm show vm1")
     assert "running" in show and "rbd:vm-pool/vm1-disk0" in show.replace(" ", ""), show
     assert "TCG" in show or "KVM" in show, show

@@ -173,7 +173,9 @@ def test_install_on_loop_devices(lab):
         assert record["disks"]["osd"][0]["path"] == lab.osd
         fstab = (etc / "fstab").read_text()
         data_uuid = fs_uuid(part(lab.target, 4))
-        assert f"UUID={data_uuid}\t/var/lib\tbtrfs\tsubvol=@var-lib,noatime,compress=zstd:1\t0\t0" in fstab
+        assert f"UUID={data_uuid}\t/var/lib\tbtrfs\tsubvol=@var-lib,nosuid,nodev,noatime,compress=zstd:1\t0\t0" in fstab
+        assert (f"UUID={data_uuid}\t/var/lib/hypercore/shared\tbtrfs\tsubvol=@var-lib/hypercore/shared,"
+                "nosuid,nodev,noexec,noatime,compress=zstd:1\t0\t0") in fstab
         assert record["data_filesystem_uuid"] == data_uuid
 
     # BTRFS: the subvolume layout, /var/lib copied into @var-lib.

@@ -24,12 +24,16 @@ def test_hosts_file_names_the_node():
 
 
 def test_fstab_gets_exactly_one_var_lib_line():
-    existing = "# <fs> <mnt>\nUUID=abc / ext4 defaults 0 1\nUUID=old /var/lib btrfs subvol=x 0 0\n\n"
+    existing = ("# <fs> <mnt>\nUUID=abc / ext4 defaults 0 1\nUUID=old /var/lib btrfs subvol=x 0 0\n"
+                "UUID=old /var/lib/hypercore/shared btrfs subvol=y 0 0\n\n")
     once = render.fstab_with_var_lib(existing, "1234")
-    assert once.count("/var/lib") == 1 and "UUID=abc / ext4" in once
-    assert "UUID=1234\t/var/lib\tbtrfs\tsubvol=@var-lib,noatime,compress=zstd:1\t0\t0\n" in once
+    assert once.count("/var/lib\t") == 1 and "UUID=abc / ext4" in once and "UUID=old" not in once
+    assert "UUID=1234\t/var/lib\tbtrfs\tsubvol=@var-lib,nosuid,nodev,noatime,compress=zstd:1\t0\t0\n" in once
+    # The folder the VMs write is its own mount: nothing a guest makes there is setuid, a device or a program.
+    assert ("UUID=1234\t/var/lib/hypercore/shared\tbtrfs\tsubvol=@var-lib/hypercore/shared,"
+            "nosuid,nodev,noexec,noatime,compress=zstd:1\t0\t0\n") in once
     assert render.fstab_with_var_lib(once, "1234") == once       # idempotent
-    assert render.fstab_with_var_lib("", "1234").count("\n") == 2
+    assert render.fstab_with_var_lib("", "1234").count("\n") == 3
 
 
 def test_identifiers_are_replaced_in_place():

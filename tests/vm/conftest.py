@@ -68,6 +68,21 @@ def cli(state) -> CLI:
     return CLI(state)
 
 
+@pytest.fixture(scope="session")
+def vm_user():
+    """The user QEMU and virtiofsd drop to (root only), made from the image's own sysusers file."""
+    import pwd
+    from hypercore import vmuser
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(vmuser.NAME)
+    except KeyError:
+        conf = TOP / "overlays" / "hypercore" / vmuser.SYSUSERS.lstrip("/")
+        subprocess.run(["systemd-sysusers", str(conf)], check=True, capture_output=True)
+    return vmuser.lookup()
+
+
 def tree(root: Path) -> dict:
     """Everything under root with size and mtime: to assert that nothing changed."""
     out = {}

@@ -13,7 +13,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from hypercore import vms
+from hypercore.qemu_argv import disk_blockdev
 from hypercore.run import run
+from hypercore.state import StateDir
 from tests.vm.conftest import CLI, tree
 
 
@@ -36,6 +39,11 @@ def world_dir():
     cli("create-vm", "rawvm", "64", "1", str(raw))
     (state / "a.iso").write_bytes(b"\0" * 2048)
     run(["qemu-img", "create", "-q", "-f", "vmdk", str(state / "d.vmdk"), "16M"])
+    # A qcow2 in the state dir whose backing file is a host file; a link out of it; a file in the share.
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/passwd", "-F", "raw", str(state / "evil.qcow2")])
+    (state / "link.raw").symlink_to("/etc/passwd")
+    (state / "shared").mkdir()
+    run(["qemu-img", "create", "-q", "-f", "raw", str(state / "shared" / "s.raw"), "1M"])
     yield state
     shutil.rmtree(state, ignore_errors=True)
 
@@ -61,6 +69,13 @@ CASES = [
     (("create-vm", "nodisk", "64", "1", "/nonexistent/d.qcow2"), "disk image /nonexistent/d.qcow2 does not exist"),
     (("create-vm", "vmdk", "64", "1", "{state}/d.vmdk"), "is a vmdk image"),
     (("create-vm", "badsize", "64", "1", "new:12X"), "invalid size '12X'"),
+    # QEMU opens disks as root: no host file is a disk, only images in the state dir and unused whole disks.
+    (("create-vm", "pw", "64", "1", "/etc/passwd"), "disk image /etc/passwd is not in the state directory"),
+    (("create-vm", "pw", "64", "1", "{state}/link.raw"), "disk image {state}/link.raw is not in the state directory"),
+    (("create-vm", "pw", "64", "1", "{state}/evil.qcow2"), "backing file /etc/passwd of disk image"),
+    (("create-vm", "pw", "64", "1", "{state}/shared/s.raw"), "is not in the state directory"),
+    (("create-vm", "pw", "64", "1", "dev:/etc/passwd"), "invalid block device 'dev:/etc/passwd'"),
+    (("create-vm", "pw", "64", "1", "dev:/dev/null"), "/dev/null is not a block device"),
     (("create-vm", "badrbd", "64", "1", "rbd:vm-pool/x:conf=relative"), "invalid RBD option"),
     (("create-vm", "k", "64", "1", "new:16M", "--kernel", "/nonexistent/vmlinuz"), "kernel /nonexistent/vmlinuz does not exist"),
     (("boot-vm", "ghost"), "no VM named 'ghost'"),
@@ -109,6 +124,34 @@ def test_clone_of_vm_with_internal_snapshots_is_refused(cli, state):
     p = cli.hc("vm", "clone", "web", "web2", ok=False)
     _one_error(p, "hypercore", "has internal snapshots (s1)")
     assert tree(state) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/loop-control"), reason="needs root and loop devices")
+def test_a_whole_unused_block_device_only(cli, state, tmp_path):
+    from tests.installer.loopdisks import MiB, loop_device, part, sparse_file
+    with loop_device(sparse_file(tmp_path / "d.img", 32 * MiB)) as dev:
+        out = cli("create-vm", "dv", "64", "1", f"dev:{dev}").stdout
+        assert f"disk: whole block device {dev}" in out
+        disk = vms.load(StateDir(state), "dv").disks[0]
+        assert (disk.path, disk.format) == (dev, "raw")
+        assert f"file.driver=host_device,file.filename={dev}" in disk_blockdev(disk, "disk0")
+        before = tree(state)
+        _one_error(cli("create-vm", "dv2", "64", "1", f"dev:{dev}", ok=False), "create-vm",
+                   f"block device {dev} is already the disk of VM dv")
+        run(["sfdisk", "-q", dev], input="label: gpt\n,\n")
+        run(["partx", "-u", dev], check=False)
+        run(["mkfs.ext4", "-q", part(dev, 1)])
+        mnt = tmp_path / "mnt"
+        mnt.mkdir()
+        run(["mount", part(dev, 1), str(mnt)])
+        try:
+            _one_error(cli("create-vm", "dv3", "64", "1", f"dev:{dev}", ok=False), "create-vm",
+                       f"block device {dev} is in use: {Path(part(dev, 1)).name} on {mnt}")
+            _one_error(cli("create-vm", "dv3", "64", "1", f"dev:{part(dev, 1)}", ok=False), "create-vm",
+                       "is a partition, not a whole disk")
+        finally:
+            run(["umount", str(mnt)])
+        assert tree(state) == before
 
 
 def test_argument_types_are_checked(wcli):

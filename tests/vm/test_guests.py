@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ TWO = "HCDATA-two::::::"
 
 
 @pytest.fixture(scope="session")
-def test_guest(tmp_path_factory) -> tuple[Path, Path]:
+def test_guest(tmp_path_factory, vm_user) -> tuple[Path, Path]:
     kdir = guest.kernel()
     initrd = guest.initramfs(kdir, tmp_path_factory.mktemp("guest") / "initrd.img")
     return kdir / "vmlinuz", initrd
@@ -52,6 +53,12 @@ def boot(cli, state: Path, name: str) -> tuple[str, Path, int]:
 
 def shell(state: Path, name: str) -> GuestShell:
     return GuestShell(state / "vms" / name / "run" / "console.sock", timeout=30)
+
+
+def uids(pid: int) -> list[int]:
+    """Real, effective, saved and filesystem uid of a process."""
+    line = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("Uid:"))
+    return [int(u) for u in line.split()[1:]]
 
 
 def qemu_running(state: Path) -> list[int]:
@@ -148,7 +155,7 @@ def test_lifecycle_snapshot_rollback_clone(cli, state, test_guest):
 
 
 @pytest.mark.parametrize("transport,fstype", [("virtiofs", "virtiofs"), ("9p", "9p")])
-def test_two_guests_exchange_a_file(cli, state, test_guest, transport, fstype):
+def test_two_guests_exchange_a_file(cli, state, test_guest, vm_user, transport, fstype):
     for name in ("a", "b"):
         create(cli, test_guest, name, "--shared", transport, "--network", "none", disk="new:16M", memory="192")
     cli("boot-vm", "a")
@@ -165,7 +172,24 @@ def test_two_guests_exchange_a_file(cli, state, test_guest, transport, fstype):
         b.succeed("echo hello-from-b > /shared/b.txt && sync")
         assert a.succeed("for i in 1 2 3 4 5; do [ -f /shared/b.txt ] && break; sleep 1; done; cat /shared/b.txt") \
             == "hello-from-b\n"
+        # Neither QEMU nor virtiofsd runs as root; the shared folder is the VMs' user's, 0770.
+        procs = qemu_running(state)
+        assert len(procs) >= (4 if transport == "virtiofs" else 2)
+        assert all(0 not in uids(pid) for pid in procs), {pid: uids(pid) for pid in procs}
+        st = (state / "shared").stat()
+        assert stat.S_IMODE(st.st_mode) == 0o770
+        if os.geteuid() == 0:
+            assert (st.st_uid, st.st_gid) == (vm_user.uid, vm_user.gid)
+        # The guest's root makes a block device node and a setuid-root file in the share:
+        # on the host neither is one (9p: xattrs of plain files; virtiofs: no mknod, owner hypercore-vm).
+        a.run("mknod /shared/blk b 8 0")
+        a.succeed("echo x > /shared/suid && chown 0:0 /shared/suid && chmod 4755 /shared/suid && sync")
+        blk, suid = (state / "shared" / "blk"), (state / "shared" / "suid").stat()
+        assert not (blk.exists() and stat.S_ISBLK(blk.stat().st_mode))
+        assert not (suid.st_uid == 0 and suid.st_mode & stat.S_ISUID), oct(suid.st_mode)
         if transport == "9p":
+            assert os.getxattr(state / "shared" / "suid", "user.virtfs.mode")
+            assert "rws" in a.succeed("ls -l /shared/suid")  # the guest still sees what it asked for
             # The original Hypercore's mount command works unchanged (a 9p channel mounts once).
             out = b.succeed("umount /shared && mount -t 9p -o trans=virtio,version=9p2000.L hypercore_share /shared"
                             " && cat /shared/a.txt")

@@ -143,7 +143,8 @@ def test_shared_virtiofs_needs_shared_memory():
 
 def test_shared_9p_uses_the_original_mount_tag():
     a = build(_defn(shared=Shared(enabled=True, transport="9p")))
-    assert _opt(a, "-fsdev") == [f"local,id=fs9p,path={SHARED},security_model=passthrough"]
+    # mapped-xattr: a guest's device nodes and setuid files are xattrs on the host, not real ones.
+    assert _opt(a, "-fsdev") == [f"local,id=fs9p,path={SHARED},security_model=mapped-xattr"]
     assert "virtio-9p-pci,fsdev=fs9p,id=fs9p-dev,mount_tag=hypercore_share" in _opt(a, "-device")
     assert "-numa" not in a
 
@@ -153,5 +154,33 @@ def test_shared_both():
     assert "-fsdev" in a and "-numa" in a
 
 
+def test_qemu_drops_to_the_vm_user_once_its_files_are_open():
+    assert _opt(build(_defn(), run_as="hypercore-vm"), "-runas") == ["hypercore-vm"]
+    assert "-runas" not in build(_defn())  # not root: nothing to drop
+
+
+def test_virtiofsd_runs_in_a_user_namespace_on_the_runners_socket():
+    from hypercore.shared import virtiofsd_argv
+    assert virtiofsd_argv("/usr/lib/qemu/virtiofsd", 3, SHARED, userns=True) == [
+        "unshare", "--user", "--map-root-user", "--", "/usr/lib/qemu/virtiofsd", "--fd=3",
+        "-o", f"source={SHARED}", "-o", "cache=auto"]
+    assert virtiofsd_argv("/usr/libexec/virtiofsd", 4, SHARED, userns=False) == [
+        "/usr/libexec/virtiofsd", "--fd=4", f"--shared-dir={SHARED}", "--cache=auto"]
+
+
 def test_definition_name_is_the_qemu_name():
     assert _opt(build(_defn()), "-name") == ["guest=web,debug-threads=on"]
+
+
+def test_no_user_namespaces_is_one_line_with_a_hint(tmp_path, monkeypatch):
+    from hypercore import shared
+    from hypercore.errors import UserError
+    knob = tmp_path / "unprivileged_userns_clone"
+    monkeypatch.setattr(shared, "USERNS_SYSCTLS", ((str(knob), "kernel.unprivileged_userns_clone=1"),
+                                                  (str(tmp_path / "absent"), "x=1")))
+    knob.write_text("1\n")
+    shared.check_userns()
+    knob.write_text("0\n")
+    with pytest.raises(UserError, match="virtiofsd cannot run unprivileged") as e:
+        shared.check_userns()
+    assert "kernel.unprivileged_userns_clone=1" in e.value.hint
