@@ -45,11 +45,13 @@ class Node:
 
     @property
     def repo(self) -> Path:
-        return self.mnt / "repo"
+        """Inside the state directory, as on a node (/var/lib/hypercore/images/repo)."""
+        return self.state / "images" / "repo"
 
     @property
     def state(self) -> Path:
-        return self.dir / "state"
+        """The BTRFS filesystem, as /var/lib/hypercore on a node."""
+        return self.mnt
 
     @property
     def config(self) -> Path:
@@ -109,7 +111,6 @@ class Pair:
         for n in (self.a, self.b):
             n.dir.mkdir()
             n.mnt.mkdir()
-            n.state.mkdir()
             img = n.dir / "fs.img"
             with open(img, "wb") as f:
                 f.truncate(fs_size)
