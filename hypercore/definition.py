@@ -13,6 +13,7 @@ import jsonschema
 import yaml
 
 from hypercore import names
+from hypercore import schema as whole
 from hypercore.cephuser import default_user
 from hypercore.errors import UserError
 from hypercore.files import write_atomic
@@ -149,7 +150,7 @@ def _expand(err: jsonschema.ValidationError):
 
 def validate(data: object, origin: str = "definition") -> None:
     """Raise one UserError listing every schema error with its dotted path."""
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = whole.validator(schema())
     errors = [x for e in validator.iter_errors(data) for x in _expand(e)]
     errors.sort(key=lambda e: list(map(str, e.absolute_path)))
     if errors:

@@ -83,6 +83,34 @@ KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa
              "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com", "ssh-rsa")
 
 
+def _ssh_strings(blob: bytes) -> list[bytes] | None:
+    """The SSH strings (u32 length, bytes) a key blob is made of; None when it does not split into them."""
+    out, i = [], 0
+    while i < len(blob):
+        if i + 4 > len(blob):
+            return None
+        n = int.from_bytes(blob[i:i + 4], "big")
+        if i + 4 + n > len(blob):
+            return None
+        out.append(blob[i + 4:i + 4 + n])
+        i += 4 + n
+    return out
+
+
+# SSH strings in each type's key blob: the type, then its key (ed25519: 32 bytes;
+# RSA: e and n; ECDSA: curve and point), then for security keys (sk-) the application.
+KEY_PARTS = {"ssh-ed25519": 2, "sk-ssh-ed25519@openssh.com": 3, "ssh-rsa": 3, "ecdsa-sha2-nistp256": 3,
+             "ecdsa-sha2-nistp384": 3, "ecdsa-sha2-nistp521": 3, "sk-ecdsa-sha2-nistp256@openssh.com": 4}
+
+
+def _complete(kind: str, blob: bytes) -> bool:
+    """Whether blob is all of a `kind` key (none of it cut off, nothing after it)."""
+    parts = _ssh_strings(blob)
+    if parts is None or len(parts) != KEY_PARTS[kind] or not all(parts[1:]):
+        return False
+    return len(parts[1]) == 32 if "ed25519" in kind else True
+
+
 def parse_public_key(text: str) -> tuple[str, str, str]:
     """(type, base64 blob, comment) of one OpenSSH public key line; a
     UserError for anything else -- in particular a line with options in
@@ -100,6 +128,8 @@ def parse_public_key(text: str) -> tuple[str, str, str]:
     # The blob starts with its own type as an SSH string: the two must agree.
     if blob[4:4 + len(words[0])] != words[0].encode():
         raise UserError(f"the key's data is not a {words[0]} key", hint=hint)
+    if not _complete(words[0], blob):
+        raise UserError(f"the key's data is cut off or damaged (not a whole {words[0]} key)", hint=hint)
     return words[0], words[1], words[2] if len(words) > 2 else ""
 
 

@@ -9,9 +9,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import yaml
 
+from hypercore import schema as whole
 from hypercore.errors import UserError
 
 DEFAULT = "/etc/hypercore/repo.yaml"
@@ -54,7 +54,7 @@ def schema() -> dict:
 
 def problems(data: object) -> list[tuple[list, str]]:
     """Every problem of a repo.yaml document: (path as a list of keys and indexes, message)."""
-    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(data),
+    errors = sorted(whole.validator(schema()).iter_errors(data),
                     key=lambda e: list(map(str, e.absolute_path)))
     out = [(list(e.absolute_path), e.message) for e in errors]
     if isinstance(data, dict) and isinstance(data.get("peers"), list):

@@ -21,8 +21,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from hypercore import schema as whole
 from hypercore.errors import ProblemsError, UserError, plural
 
+from . import crypthash
 from .sizes import parse_size
 
 ZONEINFO = Path("/usr/share/zoneinfo")
@@ -219,14 +221,41 @@ def _problem(err: jsonschema.ValidationError) -> Problem:
 
 
 def schema_problems(doc: dict) -> list[Problem]:
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = whole.validator(schema())
     out: list[Problem] = []
     for err in validator.iter_errors(doc):
         for leaf in _leaf_errors(err):
+            if leaf.validator in ("pattern", "format", "enum", "const", "anyOf", "oneOf") \
+                    and isinstance(leaf.instance, str) and CONTROL.search(leaf.instance):
+                continue  # control_problems says what is wrong with it
             p = _problem(leaf)
             if p not in out:
                 out.append(p)
     return out
+
+
+# Every value of an answer file is one line of text: control characters (a
+# newline, a tab, ...) would end up in files the installer writes (a network
+# file, /etc/shadow through chpasswd, authorized_keys) and change their meaning.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL_NAMES = {"\n": "a newline", "\t": "a tab", "\r": "a carriage return"}
+
+
+def control_problems(node, where: tuple = ()) -> list[Problem]:
+    """A Problem for each string anywhere in node that holds a control character."""
+    if isinstance(node, dict):
+        return [p for key, sub in node.items() for p in control_problems(sub, (*where, key))]
+    if isinstance(node, list):
+        return [p for i, sub in enumerate(node) for p in control_problems(sub, (*where, i))]
+    m = CONTROL.search(node) if isinstance(node, str) else None
+    if not m:
+        return []
+    char = m.group()
+    name = CONTROL_NAMES.get(char, f"the control character U+{ord(char):04X}")
+    at = "at its end" if m.start() == len(node) - 1 else f"at character {m.start() + 1}"
+    return [Problem(dotted(where), f"contains {name} {at}; every value must be one line of printable text",
+                    "write it on one line, in quotes; a YAML block scalar (`|` or `>`) ends in a newline "
+                    "(`|-` and `>-` do not)")]
 
 
 def _order(p: Problem):
@@ -238,13 +267,13 @@ def check(doc: dict, now: float | None = None) -> list[Problem]:
     a schema cannot say (only on parts whose shape is right). With `now` (at
     install time, not on the installed node later) a join token must not have
     expired."""
-    problems = schema_problems(doc)
+    problems = schema_problems(doc) + control_problems(doc)
     bad = {p.path for p in problems}
 
     def ok(path: str) -> bool:
         return not any(b == path or b.startswith(path + ".") or b.startswith(path + "[") for b in bad)
 
-    for fn in (_check_root, _check_network, _check_ceph, _check_data, _check_timezone,
+    for fn in (_check_root, _check_network, _check_ceph, _check_mon_hosts, _check_data, _check_timezone,
                _check_sizes, _check_duplicates, _check_netboot, _check_repo):
         problems += fn(doc, ok)
     problems += check_join_token(doc, ok, now)
@@ -285,7 +314,31 @@ def _check_root(doc, ok) -> list[Problem]:
         return [Problem("root", "gives no way to log in (no ssh_keys and no password_hash)",
                         "add `ssh_keys:` with your public key and/or `password_hash:` "
                         "(make one with `mkpasswd -m yescrypt`); a passwordless root is never installed")]
-    return []
+    out = public_key_problems("root.ssh_keys", root.get("ssh_keys"), ok)
+    why = crypthash.problem(root["password_hash"]) if "password_hash" in root and ok("root.password_hash") else None
+    if why:
+        out.append(Problem("root.password_hash", f"the value {why}",
+                           "paste the whole hash `mkpasswd -m yescrypt` or `openssl passwd -6` prints, "
+                           "on one line in quotes: password_hash: '$y$...'"))
+    return out
+
+
+def public_key_problems(where: str, keys, ok) -> list[Problem]:
+    """Each key of a list of OpenSSH public key lines that sshd could not use
+    (damaged or cut off base64, a blob of another type): it would be written
+    to an authorized_keys file and silently ignored."""
+    from hypercore.repo import access
+    out = []
+    for i, key in enumerate(keys or []):
+        if not ok(f"{where}[{i}]"):
+            continue
+        try:
+            access.parse_public_key(key)
+        except UserError as e:
+            out.append(Problem(f"{where}[{i}]", e.message,
+                               "paste the whole line of the public key file (ssh-ed25519 AAAA... comment), "
+                               "e.g. your ~/.ssh/id_ed25519.pub"))
+    return out
 
 
 def _check_network(doc, ok) -> list[Problem]:
@@ -309,14 +362,17 @@ def _check_network(doc, ok) -> list[Problem]:
         out.append(Problem("network.address", "is required with `mode: static`",
                            "write the address with its prefix length, e.g. 192.168.1.10/24"))
     else:
+        _, _, prefix = net["address"].partition("/")
         try:
-            if "/" not in net["address"]:
+            # A prefix length, never a netmask (networkd's Address= takes no 255.255.255.0).
+            if not re.fullmatch(r"0|[1-9][0-9]{0,2}", prefix):
                 raise ValueError("no prefix length")
             iface = ipaddress.ip_interface(net["address"])
         except ValueError:
             out.append(Problem("network.address", f"{net['address']!r} is not an address with a prefix length",
                                "write it in CIDR form, e.g. 192.168.1.10/24 or 2001:db8::10/64"))
         else:
+            out += _zone_problems("network.address", net["address"])
             if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
                 out.append(Problem("network.address", f"{net['address']} is the network address, not a host address",
                                    f"use a host address inside {iface.network}, e.g. {next(iface.network.hosts())}"
@@ -328,6 +384,7 @@ def _check_network(doc, ok) -> list[Problem]:
             out.append(Problem("network.gateway", f"{net['gateway']!r} is not an IP address",
                                "write the router's address, e.g. 192.168.1.1"))
         else:
+            out += _zone_problems("network.gateway", net["gateway"])
             if iface is not None and (gw.version != iface.version or gw not in iface.network):
                 out.append(Problem("network.gateway", f"{gw} is not inside {iface.network} (network.address)",
                                    "the gateway must be reachable on the node's own subnet; check both addresses"))
@@ -337,7 +394,18 @@ def _check_network(doc, ok) -> list[Problem]:
         except ValueError:
             out.append(Problem(f"network.dns[{i}]", f"{server!r} is not an IP address",
                                "DNS servers are given by address, e.g. 192.168.1.1 or 9.9.9.9"))
+        else:
+            out += _zone_problems(f"network.dns[{i}]", server)
     return out
+
+
+def _zone_problems(where: str, text: str) -> list[Problem]:
+    """An IPv6 address with a zone (fe80::1%eth0): Python's ipaddress takes
+    anything after the %, but the network file names its interface itself."""
+    if "%" not in text:
+        return []
+    return [Problem(where, f"{text!r} has a zone (%...), which the network file cannot take",
+                    "leave out the %... part: the file configures one interface already")]
 
 
 def _check_ceph(doc, ok) -> list[Problem]:
@@ -359,6 +427,41 @@ def _check_ceph(doc, ok) -> list[Problem]:
             if k not in ceph]
 
 
+def mon_problem(mon: str) -> str | None:
+    """What is wrong with one monitor address as ceph.conf's mon_host and
+    chrony's `server` take it (IP or host name, optional port), or None."""
+    from .firstboot import monitors
+    host = monitors.host_of(mon)
+    if any(not 1 <= port <= 65535 for _, port in monitors.endpoints(mon)):
+        return f"{mon!r} has a port outside 1-65535"
+    if mon.startswith("[") or ":" in host:
+        try:
+            ip = ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv6 address"
+        return f"{mon!r} has a zone (%...), which ceph.conf cannot take" if ip.scope_id else None
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv4 address"
+        return None
+    host_name = re.compile(schema()["properties"]["hostname"]["pattern"])
+    return None if host_name.fullmatch(host) else f"{host!r} is not a host name (RFC 1123)"
+
+
+def _check_mon_hosts(doc, ok) -> list[Problem]:
+    ceph = doc.get("ceph")
+    mons = ceph.get("mon_hosts") if isinstance(ceph, dict) else None
+    out = []
+    for i, mon in enumerate(mons if isinstance(mons, list) else []):
+        why = mon_problem(mon) if ok(f"ceph.mon_hosts[{i}]") else None
+        if why:
+            out.append(Problem(f"ceph.mon_hosts[{i}]", why,
+                               "write e.g. 192.168.1.10, 192.168.1.10:6789, [2001:db8::10]:3300 or node1"))
+    return out
+
+
 def check_join_token(doc: dict, ok=lambda path: True, now: float | None = None) -> list[Problem]:
     """ceph.join.token: a token (never shown), for the cluster of ceph.fsid when
     both are given, and (with `now`, at install time) not expired."""
@@ -370,6 +473,10 @@ def check_join_token(doc: dict, ok=lambda path: True, now: float | None = None) 
         return []
     try:
         tok = tokmod.decode(ceph["join"]["token"])
+        why = next(filter(None, map(mon_problem, tok.mons)), None)
+        if why:
+            raise UserError(f"the join token names a monitor this node cannot use: {why}",
+                            hint="make the token on a node of the cluster again: hypercore cluster token")
         if ok("ceph.fsid"):
             tokmod.check_fsid(tok, ceph.get("fsid"))
         if now is not None:
@@ -408,7 +515,8 @@ def _check_repo(doc, ok) -> list[Problem]:
     return [Problem(dotted(["repo", *where]), message,
                     "each peer needs its own name (it is what --to and --from take)" if "twice" in message
                     else "see the repo section in answers.schema.json")
-            for where, message in config.problems(access.repo_config(section))]
+            for where, message in config.problems(access.repo_config(section))] \
+        + public_key_problems("repo.authorized_keys", section.get("authorized_keys"), ok)
 
 
 def known_timezone(tz: str) -> bool:

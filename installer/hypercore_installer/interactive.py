@@ -162,7 +162,7 @@ def _root_login() -> dict:
     key_re = _pattern("$defs", "sshPublicKey")
     while True:
         key = ask("Root SSH public key (one line; empty to skip)", "",
-                  lambda a: None if not a or key_re.match(a) else "that is not an OpenSSH public key line")
+                  lambda a: None if not a or key_re.fullmatch(a) else "that is not an OpenSSH public key line")
         password = getpass.getpass("Root password (empty to skip): ")
         if password and getpass.getpass("Root password again: ") != password:
             print("  the passwords differ; again")
@@ -198,11 +198,11 @@ def _ceph() -> dict:
         return {"mode": "join", "join": {"token": token}}
     host_re = _pattern("properties", "ceph", "properties", "mon_hosts", "items")
     mons = ask("Monitor addresses of the existing cluster (separated by spaces)", None,
-               lambda a: None if a.split() and all(host_re.match(h) for h in a.replace(",", " ").split())
+               lambda a: None if a.split() and all(host_re.fullmatch(h) for h in a.replace(",", " ").split())
                else "write host names or IP addresses, e.g. 192.168.1.10 192.168.1.11")
     key_re = _pattern("properties", "ceph", "properties", "key")
     key = ask("Cluster key (ceph auth get-key client.admin)", None,
-              lambda a: None if key_re.match(a) else "a cephx key is 40 base64 characters ending in ==")
+              lambda a: None if key_re.fullmatch(a) else "a cephx key is 40 base64 characters ending in ==")
     return {"mode": "join", "mon_hosts": mons.replace(",", " ").split(), "key": key}
 
 
@@ -261,7 +261,7 @@ def collect_answers(machine: dict) -> dict:
     if not usable:
         raise UserError(NO_DISKS, hint="attach a disk; disks that are mounted or held must be freed first")
     host_re = _pattern("properties", "hostname")
-    hostname = ask("Hostname", "hypercore", lambda a: None if host_re.match(a) else
+    hostname = ask("Hostname", "hypercore", lambda a: None if host_re.fullmatch(a) else
                    "use letters, digits and '-' (RFC 1123), e.g. node1")
     taken: set[str] = set()
     target = _pick(machine, "Target disk for the system (number or path)", usable, several=False, taken=taken)[0]
@@ -273,7 +273,7 @@ def collect_answers(machine: dict) -> dict:
     wipe = _confirm_erase([target, *data, *osds])
     network = _network(machine)
     tz_re = _pattern("properties", "timezone")
-    timezone = ask("Time zone", "UTC", lambda a: None if tz_re.match(a) and answers_mod.known_timezone(a)
+    timezone = ask("Time zone", "UTC", lambda a: None if tz_re.fullmatch(a) and answers_mod.known_timezone(a)
                    else "unknown time zone (see timedatectl list-timezones)")
     root = _root_login()
     ceph = _ceph()

@@ -24,7 +24,7 @@ from tests.installer.loopdisks import (GiB, LIVE_MACHINE_ID, MiB, loop_device, m
 pytestmark = pytest.mark.integration
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKq0n4lJd0PpX8d5f5v0lG3u9x1y2z3A4b5c6d7e8f9g admin@laptop"
-HASH = "$6$hypercore$Xq1d8m0TgkKZc3nH2bE8O1y8vQfJr0lC7t6m5YvQkC0bW1n3o4p5q6r7s8t9u0v1w2x3y4z5A6B7C8D9E0F1G2"
+HASH = "$6$hypercore$8GyS5Fk9LxnNm.Vmd1FUmpTvuP3sUqtkxUabuI.SiDdoVHzdz/bU64h0i7E48mOpuBX7/e6mQlt/6J9dQIHAw0"
 
 
 def _needs_loop_devices():

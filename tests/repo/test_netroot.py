@@ -14,7 +14,7 @@ from tests.repo.nodes import write_image
 pytestmark = pytest.mark.integration
 
 ANSWERS = {"target": {"path": "/dev/vda"}, "hostname": "node1",
-           "root": {"ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKq0 admin@laptop"]},
+           "root": {"ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKq0n4lJd0PpX8d5f5v0lG3u9x1y2z3A4b5c6d7e8f9g admin@laptop"]},
            "ceph": {"mode": "new", "osd_disks": ["/dev/vdb"]},
            "netboot": {"enabled": True, "interface": "enp4s0", "mode": "dhcp", "address": "192.168.50.1/24",
                        "range": {"start": "192.168.50.100", "end": "192.168.50.200"}, "http_port": 8067}}
