@@ -46,7 +46,7 @@ TTL = 24 * 3600          # an unanswered request is forgotten after a day
 MAX_PENDING = 32         # requests waiting at once (a flood from the client network stops here)
 MAX_BODY = 2048          # bytes of a request
 KINDS = ("node", "diskless")
-NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
+NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")     # a host name label
 CODE_RE = re.compile(r"[A-Z2-7]{4}-[A-Z2-7]{4}")
 PATH = "/join/requests"
 
@@ -208,7 +208,7 @@ def parse_request(body: bytes) -> tuple[str, str, bytes]:
     if doc.get("v") != VERSION:
         raise RequestError(400, f"join request version {doc.get('v')!r}; this node reads {VERSION}")
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise RequestError(400, "name: a host name (lower-case letters, digits, '-', at most 32)")
+        raise RequestError(400, "name: a host name (lower-case letters, digits, '-', at most 63)")
     if kind not in KINDS:
         raise RequestError(400, f"kind: one of {', '.join(KINDS)}")
     return name, kind, key

@@ -180,3 +180,35 @@ def test_the_server_never_serves_key_material(server):
     for name in ("leaked.yaml", "id", "shadow"):
         r = requests.get(f"{url}/{name}", timeout=5)
         assert r.status_code == 403 and "AQBv" not in r.text and "BEGIN" not in r.text, name
+
+
+def test_the_operator_lists_approves_and_denies(tmp_path, store, monkeypatch, capsys):
+    """`hypercore cluster approve`: the waiting requests with their fingerprints;
+    an approval seals a fresh join token (JOIN_CAPS) to the asking key; a deny."""
+    import argparse
+    from hypercore.cluster import cli, grant, token as tokmod
+    from tests.cluster.test_grant import FakeCeph
+    fake, make = FakeCeph(), grant.create
+    monkeypatch.setattr(grant, "create", lambda root, ttl: make(root, ttl, run=fake))
+    monkeypatch.setattr(approval, "STORE", store)
+    node2, other = keys(tmp_path, "node2"), keys(tmp_path, "other")
+    approval.receive(store, approval.request_body("node2", "node", node2), "192.168.50.123")
+    approval.receive(store, approval.request_body("node3", "node", other), "192.168.50.124")
+
+    def approve(code=None, deny=False, listing=False):
+        cli.approve(tmp_path / "state", argparse.Namespace(code=code, deny=deny, list=listing))
+        return capsys.readouterr().out
+
+    listed = approve(listing=True)
+    assert node2.code in listed and approval.fingerprint(node2.public) in listed and "192.168.50.123" in listed
+    out = approve(node2.code.lower())
+    assert f"approved: {node2.code}  node node2" in out and "join token" in out
+    token = node2.unseal(approval.answer(store, node2.code)[1]["sealed"])["token"]
+    assert token not in out
+    tok = tokmod.decode(token)
+    assert tok.entity in fake.entities and tok.key == "AQBvaBFZAAAAABAA9VHgwCg3rWn8fMaX8KL01A=="
+    assert approve(other.code, deny=True).startswith(f"denied: {other.code}")
+    assert approval.answer(store, other.code)[1]["state"] == "denied"
+    assert "no join request is waiting" in approve(listing=True)
+    with pytest.raises(UserError, match="--deny needs the CODE"):
+        approve(deny=True)

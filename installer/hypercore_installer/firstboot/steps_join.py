@@ -56,7 +56,7 @@ def ask_to_join(ctx: Context) -> None:
     keys = approval.Keys.load_or_create(ctx.paths.join_request_key)
     ctx.facts["join_request"] = {"code": keys.code, "fingerprint": approval.fingerprint(keys.public), "url": url}
     ctx.save_facts()
-    material = approval.ask(url, ctx.name, "node", keys, say=lambda line: ctx.say("    " + line),
+    material = approval.ask(url, ctx.name.lower(), "node", keys, say=lambda line: ctx.say("    " + line),
                             sleep=ctx.host.sleep, clock=ctx.host.monotonic)
     try:
         tokmod.decode(material.get("token") or "")
