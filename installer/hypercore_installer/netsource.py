@@ -29,7 +29,7 @@ from hypercore.errors import UserError
 SOURCE_KEY = "hypercore.source"
 SHA_KEY = "hypercore.source_sha256"
 JSON_SHA_KEY = "hypercore.source_json_sha256"
-IMAGE_NAME = "hypercore.raw"
+IMAGE_NAME = "hypercore.raw.zst"       # the kept image, zstd-compressed (hypercore.raw inside)
 FORMAT = 1
 NOT_KEPT = ("the appliance keeps its image for network installs only when it was installed "
             "with `netboot.enabled: true`")
@@ -162,33 +162,78 @@ def _zero_ends(fd: int) -> None:
     os.fsync(fd)
 
 
+class _Hashed:
+    """The response's bytes as a file for the zstd decompressor, hashed as they are read."""
+
+    def __init__(self, response):
+        self._chunks = response.iter_content(CHUNK)
+        self._buf = b""
+        self.sha = hashlib.sha256()
+        self.bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return b""
+        out, self._buf = (self._buf, b"") if size < 0 else (self._buf[:size], self._buf[size:])
+        self.sha.update(out)
+        self.bytes += len(out)
+        return out
+
+
+def _pieces(r, url: str, h):
+    """The image's bytes from the response: zstd-decompressed for a .zst
+    (bounded pieces, whatever the ratio), else as they come. h: what hashes the wire bytes."""
+    if url.endswith(".zst"):
+        import zstandard
+        yield from zstandard.ZstdDecompressor().read_to_iter(h, read_size=CHUNK, write_size=CHUNK)
+    else:
+        for chunk in r.iter_content(CHUNK):
+            h.sha.update(chunk)
+            h.bytes += len(chunk)
+            yield chunk
+
+
+class _Plain:
+    def __init__(self):
+        self.sha, self.bytes = hashlib.sha256(), 0
+
+
 def download(url: str, target: str, nbytes: int, sha256: str, say) -> None:
-    """Stream the first nbytes of url onto target (a disk), hashing as it goes;
-    its first MiB is written only once the whole stream matched sha256. On a
-    short or altered stream the disk's first and last MiB stay zero (no
-    partition table) and a UserError says so."""
+    """Stream the image at url (hypercore.raw.zst: zstd, decompressed on the
+    way) onto target (a disk): nbytes of image, the downloaded bytes hashed as
+    they come; its first MiB is written only once the whole download matched
+    sha256. On a short or altered stream the disk's first and last MiB stay
+    zero (no partition table) and a UserError says so."""
     import requests
+    import zstandard
     fd = os.open(target, os.O_WRONLY)
     try:
         _zero_ends(fd)
         r = _get(url, stream=True)
-        done, last_report, head, h = 0, time.monotonic(), bytearray(), hashlib.sha256()
+        done, last_report, head = 0, time.monotonic(), bytearray()
+        h = _Hashed(r) if url.endswith(".zst") else _Plain()
         broken = ""
         try:
-            for chunk in r.iter_content(CHUNK):
+            for chunk in _pieces(r, url, h):
                 chunk = chunk[: nbytes - done]
-                h.update(chunk)
                 keep = chunk[: max(0, HEAD - done)]
                 head += keep
                 _write_all(fd, chunk[len(keep):], done + len(keep))
                 done += len(chunk)
                 if time.monotonic() - last_report > 30:
-                    say(f"    {done * 100 // nbytes}% ({done >> 20} of {nbytes >> 20} MiB)")
+                    say(f"    {done * 100 // nbytes}% ({done >> 20} of {nbytes >> 20} MiB; "
+                        f"{h.bytes >> 20} MiB downloaded)")
                     last_report = time.monotonic()
-                if done >= nbytes:
-                    break
+            if isinstance(h, _Hashed):
+                while h.read(CHUNK):               # the whole download counts for its digest
+                    pass
         except requests.RequestException as e:
             broken = f" ({str(e).splitlines()[0][:120]})"
+        except zstandard.ZstdError as e:
+            broken = f" (not a whole zstd stream: {str(e)[:120]})"
         finally:
             r.close()
         os.fsync(fd)
@@ -196,7 +241,7 @@ def download(url: str, target: str, nbytes: int, sha256: str, say) -> None:
         if done != nbytes:
             raise UserError(f"the download of {url} stopped after {done} of {nbytes} bytes{broken}; {left}",
                             hint="run the install again; it starts the copy over")
-        got = h.hexdigest()
+        got = h.sha.hexdigest()
         if got != sha256:
             raise UserError(f"the image {url} does not match {SHA_KEY} from the boot menu: expected {sha256}, "
                             f"got {got}; {left}",

@@ -87,6 +87,11 @@ class Runner:
         from hypercore.digest import sha256_file
         return sha256_file(path)
 
+    def pack_image(self, path: str, out_path: str) -> str:
+        """path zstd-compressed into out_path; the SHA-256 of what was written."""
+        from .imagefile import compress
+        return compress(path, out_path)
+
     @contextlib.contextmanager
     def mounted(self, device: str, mountpoint: str, options: str | None = None) -> Iterator[str]:
         """Mount device at mountpoint for the duration of the block."""
@@ -139,6 +144,10 @@ class DryRunner(Runner):
     def sha256(self, path):
         self.say(f"+ sha256 {path}")
         return "(the sha256 of " + path + ")"
+
+    def pack_image(self, path, out_path):
+        self.say(f"+ zstd -1 {path} > {out_path} (and its sha256)")
+        return "(the sha256 of " + out_path + ")"
 
     def remove(self, path):
         self.say(f"+ rm -f {path}")

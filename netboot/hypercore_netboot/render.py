@@ -23,7 +23,7 @@ MENU = "menu.ipxe"
 # Files the HTTP root must hold (made by the image build); the menu is written there too.
 KERNEL, INITRD, ROOT_IMAGE = "vmlinuz", "initrd.img", "root.squashfs"
 # Network installs: the answer file the operator puts there, the image the installer kept.
-ANSWERS, IMAGE = "hypercore-answers.yaml", "hypercore.raw"
+ANSWERS, IMAGE = "hypercore-answers.yaml", "hypercore.raw.zst"
 IMAGE_JSON = IMAGE + ".json"
 # The kernel command line keys that carry each download's SHA-256: the client
 # initramfs checks the root image, the installer the answers, the image and

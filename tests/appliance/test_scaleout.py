@@ -139,7 +139,7 @@ def install_over_the_network(appliance, node1: Machine, name: str, text: str, wo
                   disks=["16G", "8G"], nics=[appliance.client_nic()], netboot=True, mac_prefix=mac_prefix)
     t0 = time.monotonic()
     with pxe:
-        pxe.wait_for_console_text(r"Installation source: http://192\.168\.50\.1:8067/hypercore\.raw "
+        pxe.wait_for_console_text(r"Installation source: http://192\.168\.50\.1:8067/hypercore\.raw\.zst "
                                   r"\(network install\)", timeout=900)
         pxe.wait_for_shutdown(timeout=2400)
     TIMES[f"{name}: power-on to installed over the network"] = time.monotonic() - t0

@@ -19,6 +19,8 @@ ROOT_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 BIOS_TYPE = "21686148-6449-6E6F-744E-656564454649"
 LIVE_MACHINE_ID = "0123456789abcdef0123456789abcdef"
+# In what the live system writes for itself: never in the image kept for network installs, not even in free blocks.
+LIVE_SECRET = "HYPERCORE-LIVE-SECRET"
 
 
 def sparse_file(path: Path, size: int) -> Path:
@@ -118,14 +120,14 @@ def make_source_image(work: Path, size: int = 256 * MiB) -> Path:
         "etc/passwd": "root:x:0:0:root:/root:/bin/bash\n",
         "etc/group": "root:x:0:\nshadow:x:42:\n",
         "etc/shadow": "root:*:20000:0:99999:7:::\n",
-        "etc/ssh/ssh_host_ed25519_key": "live host key\n",
+        "etc/ssh/ssh_host_ed25519_key": f"live host key {LIVE_SECRET}-KEY\n",
         "etc/ssh/sshd_config": "# sshd\n",
         "etc/timezone": "Etc/UTC\n",
         "var/lib/dpkg/status": "Package: hypercore-test\n",
         "var/lib/systemd/random-seed": "seed",
         # What the live system writes for itself on its read-write root.
-        f"var/log/journal/{LIVE_MACHINE_ID}/system.journal": "live journal\n",
-        "var/lib/systemd/credential.secret": "live credential secret\n",
+        f"var/log/journal/{LIVE_MACHINE_ID}/system.journal": f"LPKSHHRH live journal {LIVE_SECRET}-JOURNAL\n",
+        "var/lib/systemd/credential.secret": f"live credential secret {LIVE_SECRET}-CREDENTIAL\n",
         "usr/share/zoneinfo/Europe/Lisbon": Path("/usr/share/zoneinfo/Europe/Lisbon").read_bytes(),
         "usr/share/zoneinfo/UTC": Path("/usr/share/zoneinfo/UTC").read_bytes(),
     }, {"etc/shadow": 0o640, "etc/ssh/ssh_host_ed25519_key": 0o600})

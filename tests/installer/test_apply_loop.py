@@ -18,7 +18,7 @@ import yaml
 
 from tests.installer.conftest import cli_env, run_cli
 from hypercore.run import run
-from tests.installer.loopdisks import (GiB, LIVE_MACHINE_ID, MiB, loop_device, make_ext4_disk, make_source_image, part,
+from tests.installer.loopdisks import (GiB, LIVE_MACHINE_ID, LIVE_SECRET, MiB, loop_device, make_ext4_disk, make_source_image, part,
                        release_mounts_under, sha256_of, sparse_file)
 
 pytestmark = pytest.mark.integration
@@ -335,14 +335,22 @@ def test_network_install_from_the_image_an_appliance_keeps(lab, tmp_path):
     second = sparse_file(tmp_path / "second.img", 10 * GiB)
     with contextlib.ExitStack() as stack:
         var_lib = stack.enter_context(mounted(part(lab.target, 4), served, "ro,subvol=@var-lib"))
-        kept = var_lib / "hypercore/netboot/hypercore.raw"
-        assert kept.stat().st_size == image_bytes
-        sha = sha256_prefix(kept, image_bytes)
-        description_bytes = kept.with_name("hypercore.raw.json").read_bytes()
+        packed = var_lib / "hypercore/netboot/hypercore.raw.zst"
+        packed_bytes = packed.stat().st_size
+        sha = sha256_prefix(packed, packed_bytes)
+        description_bytes = packed.with_name("hypercore.raw.zst.json").read_bytes()
         description = json.loads(description_bytes)
         assert description["format"] == 1 and description["source"]["image_bytes"] == image_bytes
         assert description["sha256"] == sha
-        assert kept.with_name("hypercore.raw.sha256").read_text() == f"{sha}  hypercore.raw\n"
+        assert packed.with_name("hypercore.raw.zst.sha256").read_text() == f"{sha}  hypercore.raw.zst\n"
+        assert not list(packed.parent.glob("*.copy")) and not list(packed.parent.glob("*.partial"))
+        # Compressed: what goes over the wire is far less than the image.
+        assert packed_bytes < image_bytes // 4, (packed_bytes, image_bytes)
+        kept = tmp_path / "kept.raw"
+        run(["zstd", "-q", "-d", "-o", str(kept), str(packed)])
+        assert kept.stat().st_size == image_bytes
+        # Not even in free blocks: the live system's host key and journal were zeroed before their deletion.
+        assert run(["grep", "-c", "-a", "-F", LIVE_SECRET, str(kept)], check=False).stdout.strip() == "0"
         # The kept image holds the image's system, not the live system's own state.
         at = {k: (description["source"][k]["start"] * 512, description["source"][k]["sectors"] * 512)
               for k in ("root", "esp")}
@@ -358,7 +366,7 @@ def test_network_install_from_the_image_an_appliance_keeps(lab, tmp_path):
 
         port = stack.enter_context(http_server(var_lib / "hypercore/netboot"))
         target2 = stack.enter_context(loop_device(second))
-        url = f"http://127.0.0.1:{port}/hypercore.raw"
+        url = f"http://127.0.0.1:{port}/hypercore.raw.zst"
         doc = yaml.safe_load(answers.read_text())
         doc["target"]["path"] = target2
         doc["hostname"] = "node2.lab.example"
@@ -390,14 +398,15 @@ def test_network_install_from_the_image_an_appliance_keeps(lab, tmp_path):
 
         # An altered byte, then a stream cut short: the installed disk is left with no partition table.
         for how, work in (("alter", "work6"), ("cut", "work7")):
-            damaged = stack.enter_context(http_server(var_lib / "hypercore/netboot", **{how: image_bytes // 2}))
-            broken = install(f"http://127.0.0.1:{damaged}/hypercore.raw", work, *pins)
+            damaged = stack.enter_context(http_server(var_lib / "hypercore/netboot", **{how: packed_bytes // 2}))
+            broken = install(f"http://127.0.0.1:{damaged}/hypercore.raw.zst", work, *pins)
             assert broken.returncode == 1, broken.stdout + broken.stderr
             first = broken.stderr.splitlines()[0]
-            if how == "alter":
-                assert f"does not match hypercore.source_sha256 from the boot menu: expected {sha}, got " in first
+            if how == "alter":      # zstd's own checksum may see it first, else the SHA-256
+                assert (f"does not match hypercore.source_sha256 from the boot menu: expected {sha}, got " in first
+                        or "not a whole zstd stream" in first), first
             else:
-                assert f"stopped after {image_bytes // 2} of {image_bytes} bytes" in first, first
+                assert "stopped after" in first and f"of {image_bytes} bytes" in first, first
             assert f"{target2} was left without a partition table" in first and "Traceback" not in broken.stderr
             assert no_partition_table(target2), run(["sfdisk", "-d", target2], check=False).stdout
 
@@ -428,7 +437,7 @@ def http_server(root: Path, alter: int | None = None, cut: int | None = None):
             pass
 
         def copyfile(self, source, outputfile):
-            if not self.path.endswith(".raw") or (alter is None and cut is None):
+            if not self.path.endswith((".raw", ".zst")) or (alter is None and cut is None):
                 return _shutil.copyfileobj(source, outputfile)
             head = source.read(alter if alter is not None else cut)
             outputfile.write(head)

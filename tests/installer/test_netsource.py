@@ -84,3 +84,51 @@ def test_a_damaged_stream_leaves_no_partition_table(server, tmp_path, damage):
     data = disk.read_bytes()
     assert data[:MiB] == bytes(MiB) and data[-MiB:] == bytes(MiB)
     assert data[MiB:2 * MiB] == IMAGE[MiB:2 * MiB]          # the rest streamed; the head held back
+
+
+def _zst(data: bytes) -> bytes:
+    import zstandard
+    return zstandard.ZstdCompressor(level=1, write_checksum=True).compress(data)
+
+
+def test_a_compressed_image_is_hashed_as_downloaded_and_written_decompressed(server, tmp_path):
+    """hypercore.raw.zst: the pin is the digest of the bytes on the wire; the disk gets the image."""
+    image = IMAGE + bytes(6 * MiB)                        # a sparse tail, as in the real image
+    packed = _zst(image)
+    assert len(packed) < len(image) // 2
+    server.routes["/hypercore.raw.zst"] = [(200, packed)]
+    disk = tmp_path / "disk"
+    disk.write_bytes(b"\xaa" * (16 * MiB))
+    netsource.download(server.url("/hypercore.raw.zst"), str(disk), len(image),
+                       hashlib.sha256(packed).hexdigest(), print)
+    data = disk.read_bytes()
+    assert data[:len(image)] == image and data[-MiB:] == bytes(MiB)
+
+
+@pytest.mark.parametrize("damage", ["altered", "short"])
+def test_a_damaged_compressed_stream_leaves_no_partition_table(server, tmp_path, damage):
+    image = IMAGE + bytes(6 * MiB)
+    packed = _zst(image)
+    sha = hashlib.sha256(packed).hexdigest()
+    mid = len(packed) // 2
+    body = packed[:mid] + bytes([packed[mid] ^ 1]) + packed[mid + 1:] if damage == "altered" else packed[:mid]
+    server.routes["/hypercore.raw.zst"] = [(200, body)]
+    disk = tmp_path / "disk"
+    disk.write_bytes(b"\xaa" * (16 * MiB))
+    url = server.url("/hypercore.raw.zst")
+    with pytest.raises(UserError) as e:
+        netsource.download(url, str(disk), len(image), sha, print)
+    assert e.value.message.endswith(f"{disk} was left without a partition table (nothing bootable was written)")
+    data = disk.read_bytes()
+    assert data[:MiB] == bytes(MiB) and data[-MiB:] == bytes(MiB)
+
+
+def test_packing_hashes_what_it_writes(tmp_path):
+    from hypercore_installer.imagefile import compress
+    src = tmp_path / "img"
+    src.write_bytes(IMAGE + bytes(8 * MiB))
+    sha = compress(str(src), str(tmp_path / "img.zst"))
+    packed = (tmp_path / "img.zst").read_bytes()
+    assert sha == hashlib.sha256(packed).hexdigest()
+    import zstandard
+    assert zstandard.ZstdDecompressor().decompress(packed) == src.read_bytes()

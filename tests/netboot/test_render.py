@@ -76,7 +76,7 @@ def test_ipxe_menu_entries_default_and_timeout():
               "hypercore.netroot=http://10.1.2.3:9000/root.squashfs BOOTIF=01-${netX/mac:hexhyp}")
     assert f":live\n{kernel} || goto failed\ninitrd http://10.1.2.3:9000/initrd.img" in menu
     assert (f":installer\n{kernel} hypercore.answers=http://10.1.2.3:9000/hypercore-answers.yaml "
-            "hypercore.source=http://10.1.2.3:9000/hypercore.raw || goto failed") in menu
+            "hypercore.source=http://10.1.2.3:9000/hypercore.raw.zst || goto failed") in menu
     assert ":local" in menu and ":live" in menu
 
 
@@ -168,7 +168,7 @@ def test_every_kernel_line_carries_the_sha256_of_what_it_downloads(tmp_path):
     from hypercore import digest
     from hypercore_netboot import pins
     from hypercore_netboot.roots import published
-    files = {"root.squashfs": b"root image", "hypercore.raw": b"kept image", "hypercore.raw.json": b"{}",
+    files = {"root.squashfs": b"root image", "hypercore.raw.zst": b"kept image", "hypercore.raw.zst.json": b"{}",
              "hypercore-answers.yaml": b"hostname: n2\n", "roots/deb@v2.squashfs": b"published root"}
     sha = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     (tmp_path / "roots").mkdir()
@@ -185,8 +185,8 @@ def test_every_kernel_line_carries_the_sha256_of_what_it_downloads(tmp_path):
     install = menu.split(":installer\n")[1].splitlines()[0]
     assert (f"hypercore.answers=http://10.1.2.3:8067/hypercore-answers.yaml "
             f"hypercore.answers_sha256={sha['hypercore-answers.yaml']} "
-            f"hypercore.source=http://10.1.2.3:8067/hypercore.raw hypercore.source_sha256={sha['hypercore.raw']} "
-            f"hypercore.source_json_sha256={sha['hypercore.raw.json']} || goto failed") in install
+            f"hypercore.source=http://10.1.2.3:8067/hypercore.raw.zst hypercore.source_sha256={sha['hypercore.raw.zst']} "
+            f"hypercore.source_json_sha256={sha['hypercore.raw.zst.json']} || goto failed") in install
     # Computed digests of the big files are recorded for the next rendering.
     assert digest.recorded(tmp_path / "root.squashfs") == sha["root.squashfs"]
 

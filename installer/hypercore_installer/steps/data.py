@@ -55,19 +55,26 @@ def _region(part: dict) -> tuple[int, int]:
 
 def _scrub_live_state(ctx: Context, raw: str, root: dict, esp: dict) -> None:
     """Remove the live system's own state from the kept copy: its SSH host
-    keys, journal, random seeds and credential secret. The copy of a mounted
-    root is checked (its journal replayed) first."""
+    keys, journal, random seeds and credential secret, each overwritten with
+    zeros before it is deleted (a deleted file's blocks keep its bytes, and the
+    whole image is served). The copy of a mounted root is checked (its journal
+    replayed) first."""
     offset, size = _region(root)
     loop = ctx.runner.run(["losetup", "--find", "--show", "--offset", str(offset), "--sizelimit", str(size),
                            raw]).stdout.strip() or "/dev/loopN"
     try:
         ctx.runner.run(["e2fsck", "-f", "-y", loop], ok=(0, 1))
         with ctx.mounted(loop, "kept-root") as kept:
+            shred = ["-type", "f", "-exec", "shred", "--iterations=0", "--zero", "{}", "+"]
+            ctx.runner.run(["find", os.path.join(kept, "etc/ssh"), "-maxdepth", "1", "-name", "ssh_host_*", *shred],
+                           ok=(0, 1))
             ctx.runner.run(["find", os.path.join(kept, "etc/ssh"), "-maxdepth", "1", "-name", "ssh_host_*",
                             "-delete"], ok=(0, 1))
             for d in LIVE_STATE_DIRS:
+                ctx.runner.run(["find", os.path.join(kept, d), *shred], ok=(0, 1))
                 ctx.runner.run(["find", os.path.join(kept, d), "-mindepth", "1", "-delete"], ok=(0, 1))
             for f in LIVE_STATE_FILES:
+                ctx.runner.run(["find", os.path.join(kept, f), *shred], ok=(0, 1))
                 ctx.runner.remove(os.path.join(kept, f))
     finally:
         ctx.runner.run(["losetup", "-d", loop], ok=(0, 1))
@@ -84,11 +91,12 @@ def keep_image(ctx: Context, p: dict) -> None:
     with ctx.mounted(p["device"], "var-lib", f"subvol={VAR_LIB_SUBVOLUME},compress=zstd:1") as var_lib:
         where = os.path.join(var_lib, NETBOOT_DIR)
         ctx.runner.makedirs(where)
-        raw = os.path.join(where, p["name"])
-        partial = raw + ".partial"
-        ctx.runner.copy_image(p["source"], partial, p["bytes"])
-        _scrub_live_state(ctx, partial, source["root"], source["esp"])
-        sha256 = ctx.runner.sha256(partial)
-        ctx.runner.run(["mv", "-f", partial, raw])
-        ctx.runner.write_file(raw + ".json", json.dumps(dict(p["description"], sha256=sha256), indent=1) + "\n")
-        ctx.runner.write_file(digest.record_path(raw), digest.record_text(raw, sha256))
+        packed = os.path.join(where, p["name"])                 # hypercore.raw.zst
+        partial, copy = packed + ".partial", os.path.join(where, ".hypercore.raw.copy")
+        ctx.runner.copy_image(p["source"], copy, p["bytes"])
+        _scrub_live_state(ctx, copy, source["root"], source["esp"])
+        sha256 = ctx.runner.pack_image(copy, partial)
+        ctx.runner.remove(copy)
+        ctx.runner.run(["mv", "-f", partial, packed])
+        ctx.runner.write_file(packed + ".json", json.dumps(dict(p["description"], sha256=sha256), indent=1) + "\n")
+        ctx.runner.write_file(digest.record_path(packed), digest.record_text(packed, sha256))
