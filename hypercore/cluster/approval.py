@@ -347,9 +347,12 @@ def ask(url: str, name: str, kind: str, keys: Keys, *, say, sleep=time.sleep, cl
                                      "address, port 8067) and that this machine reaches it") from None
         except ValueError:
             last = f"{url} answered something that is not JSON"
-        if told is None or clock() - told >= remind:
+        if reached and (told is None or clock() - told >= remind):
             say(line)
             told = clock()
+        elif not reached and told is None:
+            say(f"join request {code}: {last}; trying again for {unreachable:.0f} s")
+            told = clock() - remind            # the code itself once the request is there
         if clock() >= deadline:
             raise UserError(f"no answer to join request {code} within {timeout / 60:.0f} min ({last})",
                             hint=f"approve it on the cluster node at {url}: hypercore cluster approve {code}")

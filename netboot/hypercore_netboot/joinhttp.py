@@ -55,5 +55,8 @@ def post(handler, store) -> None:
         doc = approval.receive(store, body, handler.client_address[0])
     except approval.RequestError as e:
         return _reply(handler, e.status, {"error": str(e)})
+    except OSError as e:
+        handler.log_message("cannot keep a join request in %s: %s", store, e)
+        return _reply(handler, HTTPStatus.SERVICE_UNAVAILABLE, {"error": "this node cannot keep join requests now"})
     handler.log_message('join request %s from %s', doc["code"], handler.client_address[0])
     _reply(handler, HTTPStatus.ACCEPTED, doc)

@@ -106,8 +106,10 @@ def sweep_as_a_bystander(client: Machine) -> list[str]:
     client.succeed("rm -rf /tmp/loot && mkdir -p /tmp/loot")
     got = {}
     for i, url in enumerate(sorted(urls)):
-        rc, _ = client.execute(f"curl -sf -r 0-4194303 -o /tmp/loot/h{i} '{url}'")
-        if rc == 0:
+        # The server ignores ranges: ask whether it serves the file, then keep its first 4 MiB only.
+        code = client.succeed(f"curl -s -o /dev/null -w '%{{http_code}}' -I '{url}' || true").strip()
+        if code == "200":
+            client.succeed(f"curl -s '{url}' | head -c 4194304 > /tmp/loot/h{i}")
             got[f"h{i}"] = url
     for i, name in enumerate(TFTP):
         rc, _ = client.execute(f"busybox tftp -g -r '{name}' -l /tmp/loot/t{i} {SERVER}")

@@ -212,3 +212,18 @@ def test_the_operator_lists_approves_and_denies(tmp_path, store, monkeypatch, ca
     assert "no join request is waiting" in approve(listing=True)
     with pytest.raises(UserError, match="--deny needs the CODE"):
         approve(deny=True)
+
+
+def test_a_store_that_cannot_be_written_is_a_503_not_a_dropped_connection(tmp_path):
+    root = tmp_path / "http"
+    root.mkdir()
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    srv = serve_in_thread(str(root), join_dir=blocked)
+    try:
+        r = requests.post(f"http://127.0.0.1:{srv.server_address[1]}/join/requests",
+                          data=approval.request_body("node2", "node", keys(tmp_path)), timeout=5)
+        assert r.status_code == 503 and "cannot keep join requests" in r.json()["error"]
+    finally:
+        srv.shutdown()
+        srv.server_close()

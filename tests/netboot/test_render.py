@@ -94,7 +94,7 @@ def test_the_unit_reads_the_env_file_and_is_disabled_by_the_preset():
     for line in ("EnvironmentFile=/etc/hypercore/netboot.env", "DynamicUser=yes", "ProtectSystem=strict",
                  "PrivateTmp=yes", "ReadOnlyPaths=/var/lib/hypercore/netboot",
                  "ExecStart=/usr/bin/python3 -m hypercore_netboot.http --root ${NETBOOT_HTTP_ROOT} "
-                 "--port ${NETBOOT_HTTP_PORT} --bind ${NETBOOT_HTTP_BIND} --join-dir ${STATE_DIRECTORY}",
+                 "--port ${NETBOOT_HTTP_PORT} --bind ${NETBOOT_HTTP_BIND} --join-dir /var/lib/hypercore-join",
                  "StateDirectory=hypercore-join"):
         assert line in unit.splitlines()
     preset = (root / "overlays/base/usr/lib/systemd/system-preset/10-hypercore.preset").read_text()
