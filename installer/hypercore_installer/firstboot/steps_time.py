@@ -4,13 +4,10 @@ cluster keep one time: every node serves NTP (chrony) to the others -- also
 when the site has no NTP server (local stratum 10) -- and a joining node
 takes its time from the cluster's monitors before it adds anything. With an
 NTP server upstream (Debian's pool, or DHCP's) the first node follows it and
-the others follow the first. Only the cluster's networks may ask: this node's
-Ceph public network and, on a join, the monitors' addresses outside it --
-chrony refuses everyone else (it is not an NTP server for the whole site)."""
+the others follow the first."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 from hypercore.errors import UserError
@@ -23,27 +20,12 @@ MAX_OFFSET = 0.5        # seconds: what is left after chrony's first step
 SYNC_TIMEOUT = 180
 
 
-def allowed(network: str | None, mons: list[str] = ()) -> list[str]:
-    """The subnets chrony serves: this node's public network, then each monitor
-    address (a host route) that is not in it. Monitors given by name are
-    already covered or have to be: chrony is told addresses only."""
-    nets = [ipaddress.ip_network(network, strict=False)] if network else []
-    for m in mons:
-        try:
-            ip = ipaddress.ip_address(monitors.host_of(m))
-        except ValueError:
-            continue
-        if not any(ip.version == n.version and ip in n for n in nets):
-            nets.append(ipaddress.ip_network(ip))
-    return [str(n) for n in nets]
-
-
-def server_conf(subnets: list[str]) -> str:
-    return ("# Written by hypercore-install firstboot: the other Hypercore nodes may set their clocks\n"
-            "# from it (Ceph's monitors need agreeing clocks): the cluster's networks, nobody else.\n"
+def server_conf() -> str:
+    return ("# Written by hypercore-install firstboot: the other Hypercore nodes (and anyone who can\n"
+            "# reach this node) may set their clocks from it; Ceph's monitors need agreeing clocks.\n"
             "# It serves its own time when it has no NTP server itself.\n"
-            + "".join(f"allow {n}\n" for n in subnets)
-            + "local stratum 10\n")
+            "allow\n"
+            "local stratum 10\n")
 
 
 def sources(mons: list[str]) -> str:
@@ -70,15 +52,12 @@ def _write(ctx: Context, path: str, text: str) -> None:
 def sync_time(ctx: Context) -> None:
     """Serve the time; when joining, follow the monitors first and wait until
     this clock agrees with theirs (else stop, before the cluster sees us)."""
-    joining = ctx.facts.get("mode") == "join"
-    mons = join_mons(ctx) if joining else []
-    subnets = allowed(ctx.facts.get("network"), mons)
-    _write(ctx, ctx.paths.chrony_server_conf, server_conf(subnets))
-    if not joining:
+    _write(ctx, ctx.paths.chrony_server_conf, server_conf())
+    if ctx.facts.get("mode") != "join":
         ctx.host.run(["systemctl", "restart", "chrony.service"])
-        ctx.say(f"    this node serves NTP to {', '.join(subnets) or 'nobody'} "
-                "(chrony, local stratum 10 without upstream)")
+        ctx.say("    this node serves NTP to the other nodes (chrony, local stratum 10 without upstream)")
         return
+    mons = join_mons(ctx)
     monitors.wait_for_one(ctx, mons, join_source(ctx))   # a wrong address stops here, in seconds
     _write(ctx, ctx.paths.chrony_sources, sources(mons))
     ctx.host.run(["systemctl", "restart", "chrony.service"])  # anew: its first updates may step the clock
