@@ -93,10 +93,8 @@ def keep_image(ctx: Context, p: dict) -> None:
         ctx.runner.makedirs(where)
         packed = os.path.join(where, p["name"])                 # hypercore.raw.zst
         partial, copy = packed + ".partial", os.path.join(where, ".hypercore.raw.copy")
-        for path in (copy, partial):
-            # The copy is read once and removed, the result is zstd already: BTRFS need not compress either.
-            ctx.runner.write_file(path, b"")
-            ctx.runner.run(["chattr", "+m", path], ok=(0, 1))
+        # (The copy stays BTRFS-compressed: on a small data partition it and the packed image
+        # would not both fit uncompressed.)
         ctx.runner.copy_image(p["source"], copy, p["bytes"])
         _scrub_live_state(ctx, copy, source["root"], source["esp"])
         sha256 = ctx.runner.pack_image(copy, partial)
