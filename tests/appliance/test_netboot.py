@@ -118,7 +118,7 @@ def sweep_as_a_bystander(client: Machine) -> list[str]:
         else:
             client.execute(f"rm -f /tmp/loot/t{i}")
     for what, pattern in KEY_MATERIAL.items():
-        hits = client.succeed(f"grep -alE '{pattern}' /tmp/loot/* || true").split()
+        hits = client.succeed(f"grep -alE -e '{pattern}' /tmp/loot/* || true").split()
         assert not hits, f"{what} in {[got.get(h.rsplit('/', 1)[-1], h) for h in hits]}"
     return sorted(got.values())
 
