@@ -183,22 +183,14 @@ class _Hashed:
         return out
 
 
-def _pieces(r, url: str, h):
-    """The image's bytes from the response: zstd-decompressed for a .zst
-    (bounded pieces, whatever the ratio), else as they come. h: what hashes the wire bytes."""
+def _pieces(url: str, h: _Hashed):
+    """The image's bytes from the download h: zstd-decompressed for a .zst
+    (bounded pieces, whatever the ratio), else as they come."""
     if url.endswith(".zst"):
         import zstandard
         yield from zstandard.ZstdDecompressor().read_to_iter(h, read_size=CHUNK, write_size=CHUNK)
     else:
-        for chunk in r.iter_content(CHUNK):
-            h.sha.update(chunk)
-            h.bytes += len(chunk)
-            yield chunk
-
-
-class _Plain:
-    def __init__(self):
-        self.sha, self.bytes = hashlib.sha256(), 0
+        yield from iter(lambda: h.read(CHUNK), b"")
 
 
 def download(url: str, target: str, nbytes: int, sha256: str, say) -> None:
@@ -214,10 +206,10 @@ def download(url: str, target: str, nbytes: int, sha256: str, say) -> None:
         _zero_ends(fd)
         r = _get(url, stream=True)
         done, last_report, head = 0, time.monotonic(), bytearray()
-        h = _Hashed(r) if url.endswith(".zst") else _Plain()
+        h = _Hashed(r)
         broken = ""
         try:
-            for chunk in _pieces(r, url, h):
+            for chunk in _pieces(url, h):
                 chunk = chunk[: nbytes - done]
                 keep = chunk[: max(0, HEAD - done)]
                 head += keep
@@ -227,9 +219,8 @@ def download(url: str, target: str, nbytes: int, sha256: str, say) -> None:
                     say(f"    {done * 100 // nbytes}% ({done >> 20} of {nbytes >> 20} MiB; "
                         f"{h.bytes >> 20} MiB downloaded)")
                     last_report = time.monotonic()
-            if isinstance(h, _Hashed):
-                while h.read(CHUNK):               # the whole download counts for its digest
-                    pass
+            while h.read(CHUNK):                   # the whole download counts for its digest
+                pass
         except requests.RequestException as e:
             broken = f" ({str(e).splitlines()[0][:120]})"
         except zstandard.ZstdError as e:
