@@ -10,8 +10,10 @@ full pty) and ``wait_for_console_text`` matches against it.
 
 Commands do not go through the login prompt: the image starts a root shell
 without prompt or echo on the virtio-serial port ``org.hypercore.test-shell``
-(overlays/base/.../hypercore-test-shell.service) when, and only when, a
-hypervisor provides that port. Each command is sent base64-encoded and its
+(overlays/base/.../hypercore-test-shell.service) when, and only when, the
+hypervisor provides that port and the system credential
+``hypercore.test-shell`` (an SMBIOS type 11 string; ``test_shell=False``
+leaves it out, and the machine then has no such shell). Each command is sent base64-encoded and its
 answer comes back framed as ``<marker> <exit code> <base64 output>``, so exit
 codes and output are exact.
 
@@ -44,6 +46,7 @@ import pexpect
 import hypercore.accel
 from hypercore.qemu_argv import OVMF_CODE, OVMF_VARS_TEMPLATE
 SHELL_PORT = "org.hypercore.test-shell"
+SHELL_CREDENTIAL = "hypercore.test-shell"
 T = TypeVar("T")
 
 _live: set["Machine"] = set()
@@ -99,6 +102,7 @@ class Machine:
         netboot: bool = False,
         extra_args: Sequence[str] = (),
         mac_prefix: str = "52:54:00:12:34",
+        test_shell: bool = True,
     ):
         if firmware not in ("uefi", "bios"):
             raise ValueError(f"firmware must be uefi or bios, not {firmware!r}")
@@ -123,6 +127,8 @@ class Machine:
         self.extra_args = list(extra_args)
         # Machines on one network segment need prefixes of their own.
         self.mac_prefix = mac_prefix
+        # The image starts its harness shell only when asked for it (SMBIOS credential).
+        self.test_shell = test_shell
         self.console_log = self.workdir / "console.log"
         self.shell_socket = self.workdir / "shell.sock"
         self.qmp_socket = self.workdir / "qmp.sock"
@@ -153,6 +159,8 @@ class Machine:
                  "-chardev", f"socket,id=shell,path={self.shell_socket},server=on,wait=off",
                  "-device", "virtio-serial-pci,id=vser",
                  "-device", f"virtserialport,bus=vser.0,chardev=shell,name={SHELL_PORT}"]
+        if self.test_shell:
+            argv += ["-smbios", f"type=11,value=io.systemd.credential:{SHELL_CREDENTIAL}=1"]
         if self.firmware == "uefi":
             argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
                      "-drive", f"if=pflash,format=raw,unit=1,file={w / 'OVMF_VARS.fd'}"]

@@ -30,12 +30,18 @@ CRASH_ENV = "HYPERCORE_INSTALL_CRASH_AFTER"
 
 
 class StepFailed(UserError):
-    def __init__(self, number: int, total: int, step, err: CommandError, journal: Path | None):
-        detail = str(err)
+    def __init__(self, number: int, total: int, step, err: CommandError | OSError, journal: Path | None):
+        detail = str(err) if isinstance(err, CommandError) else os_error_text(err)
         resume = (f"fix the cause and run the same command again: it resumes at step {number} "
                   f"(journal {journal})") if journal else "fix the cause and run it again"
         super().__init__(f"step {number}/{total} ({step.id}) failed; steps after it were not run\n  {detail}",
                          hint=resume)
+
+
+def os_error_text(err: OSError) -> str:
+    """'No space left on device: /mnt/x' -- what the system said, and where."""
+    where = ": " + " -> ".join(str(f) for f in (err.filename, err.filename2) if f) if err.filename else ""
+    return f"{err.strerror or err}{where}"
 
 
 @dataclass
@@ -125,7 +131,7 @@ def execute(plan: Plan, runner: Runner, journal: Journal, workdir: str) -> None:
         t0 = time.monotonic()
         try:
             ACTIONS[step.action](ctx, step.params)
-        except CommandError as e:
+        except (CommandError, OSError) as e:     # a full disk, an I/O error: one line, not a traceback
             raise StepFailed(n, total, step, e, journal_path) from None
         journal.mark_done(step.id)
         if not runner.dry_run:

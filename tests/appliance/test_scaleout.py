@@ -236,6 +236,27 @@ def test_a_vm_made_on_node1_starts_on_node2(cluster):
     node2.succeed("hypercore vm stop mover --force")
 
 
+def test_one_writer_per_disk(cluster):
+    """mover (its disk made on node1) runs on node2: node1 may not start it too,
+    nor delete its disk or roll it back; once stopped on node2 it starts on node1."""
+    node1, node2, _ = cluster
+    node1.succeed("hypercore vm snapshot create mover s1")
+    node2.succeed("rm -f /var/lib/hypercore/vms/mover/run/console.log && boot-vm mover")
+    wait_for_vm_line(node2, "mover", "HYPERCORE-MOVED-VM")
+    for command, refused in (("boot-vm mover", "cannot start VM mover"),
+                             ("hypercore vm delete mover", "cannot delete VM mover"),
+                             ("hypercore vm snapshot rollback mover s1", "cannot roll back VM mover")):
+        rc, out = node1.execute(command)
+        assert rc == 1 and "Traceback" not in out, out
+        assert f"{refused}: its disk vm-pool/mover-disk0 is in use by " in out and "VM mover on node2" in out, out
+    node1.succeed("rbd info vm-pool/mover-disk0 && rbd snap ls vm-pool/mover-disk0 | grep -w s1")
+    node2.succeed("hypercore vm stop mover --force")
+    node1.succeed("boot-vm mover")
+    wait_for_vm_line(node1, "mover", "HYPERCORE-MOVED-VM")
+    node2.fail("boot-vm mover")
+    node1.succeed("hypercore vm stop mover --force")
+
+
 def test_an_image_added_on_node1_reaches_node2_and_a_vm_boots_from_it(cluster):
     node1, node2, _ = cluster
     put_boot_sector(node1, "/root/repo.raw", MARKER, size="8M")

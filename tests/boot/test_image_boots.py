@@ -143,3 +143,22 @@ def test_shutdown_powers_off_cleanly(booted):
     assert not booted.is_running()
     assert gone(pid)
     assert "reboot: Power down" in booted.console_log.read_text(errors="replace")
+
+
+def test_no_harness_shell_unless_the_hypervisor_asks_for_it(image, tmp_path):
+    """The virtio port alone opens no root shell: without the SMBIOS credential
+    hypercore.test-shell (which every other Machine passes, and whose shell
+    every other test uses) the unit is skipped by its condition and the port
+    stays silent. Checked on the serial console's own live root shell."""
+    m = Machine(image, name="no-test-shell", firmware="bios", memory_mb=2048, workdir=tmp_path,
+                test_shell=False)
+    with m:
+        m.start()
+        m.wait_for_console_text(r"root@hypercore:~#", timeout=900)
+        unit = "hypercore-test-shell.service"
+        m.send_console(f"echo SHELL-$(systemctl show -P ConditionResult {unit})-"
+                       f"$(systemctl show -P ConditionTimestampMonotonic {unit} | grep -qvx 0 && echo checked)-"
+                       "$(ls /dev/virtio-ports/)-$(ls /run/credentials/@system/ 2>/dev/null | grep -c test-shell)\n")
+        m.wait_for_console_text(r"SHELL-no-checked-org\.hypercore\.test-shell-0", timeout=120)
+        with pytest.raises(MachineError, match="no answer to 'true'"):
+            m.execute("true", timeout=1)

@@ -3,6 +3,7 @@ single-node decisions undone."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -241,7 +242,9 @@ def test_every_node_serves_time_and_a_joining_one_follows_the_monitors(join_node
     new_node = Node(tmp_path / "new", ANSWERS_NEW)
     rc, out = join_node.run()
     assert rc == 0, out
-    assert "allow\nlocal stratum 10\n" in join_node.file("etc/chrony/conf.d/hypercore.conf").read_text()
+    served = join_node.file("etc/chrony/conf.d/hypercore.conf").read_text()
+    assert "\nallow 10.0.2.0/24\nlocal stratum 10\n" in served, served
+    assert "\nallow\n" not in served, served
     src = join_node.file("etc/chrony/sources.d/hypercore-monitors.sources").read_text()
     assert "server 10.0.2.10 iburst\nserver 10.0.2.11 iburst\n" in src
     assert "this clock follows 10.0.2.10 (NTP)" in out
@@ -254,6 +257,30 @@ def test_every_node_serves_time_and_a_joining_one_follows_the_monitors(join_node
     assert rc == 0, out
     assert new_node.file("etc/chrony/conf.d/hypercore.conf").exists()
     assert not new_node.file("etc/chrony/sources.d/hypercore-monitors.sources").exists()
+
+
+def test_time_is_served_to_the_ceph_and_netboot_client_networks_only():
+    from types import SimpleNamespace
+    from hypercore_installer.firstboot import steps_time
+
+    class Host:
+        def run(self, argv, ok=(0,)):
+            assert argv == ["ip", "-j", "addr", "show", "dev", "enp5s0"], argv
+            return SimpleNamespace(stdout=json.dumps([{"ifname": "enp5s0", "addr_info": [
+                {"local": "192.168.60.1", "prefixlen": 24, "scope": "global"},
+                {"local": "fe80::1", "prefixlen": 64, "scope": "link"}]}]))
+
+    def ctx(netboot):
+        return SimpleNamespace(facts={"network": "10.0.2.0/24"}, answers={"netboot": netboot}, host=Host())
+
+    dhcp = {"enabled": True, "interface": "enp4s0", "address": "192.168.50.1/24"}
+    assert steps_time.allowed_networks(ctx(dhcp)) == ["10.0.2.0/24", "192.168.50.0/24"]
+    assert steps_time.allowed_networks(ctx({"enabled": True, "interface": "enp5s0"})) == \
+        ["10.0.2.0/24", "192.168.60.0/24"]
+    assert steps_time.allowed_networks(ctx({"enabled": False, "address": "192.168.50.1/24"})) == ["10.0.2.0/24"]
+    conf = steps_time.server_conf(["10.0.2.0/24", "192.168.50.0/24"])
+    assert [line for line in conf.splitlines() if not line.startswith("#")] == \
+        ["allow 10.0.2.0/24", "allow 192.168.50.0/24", "local stratum 10"]
 
 
 def test_a_clock_that_does_not_follow_stops_the_join_before_the_cluster(join_node):

@@ -86,6 +86,28 @@ def test_a_failing_step_stops_the_install_and_keeps_the_journal(tmp_path):
     assert json.loads(jp.read_text())["done"] == ["flush"]
 
 
+def test_an_os_error_in_a_step_is_one_line_and_keeps_the_journal(tmp_path, monkeypatch):
+    """A full disk or an I/O error inside a step (here: a real ENOENT from
+    open()) stops the install like a failed command: a StepFailed naming the
+    step and the path, no traceback, the journal kept for the resume."""
+    from hypercore_installer import steps
+
+    def write_somewhere(ctx, p):
+        open(p["path"], "wb")
+
+    monkeypatch.setitem(steps.ACTIONS, "finish", write_somewhere)
+    missing = tmp_path / "no-such-dir" / "image"
+    plan = Plan(target={"path": "/dev/nonexistent"}, source={"last_number": 3}, disks={},
+                steps=(Step("write", "finish", "write", False, ("x",), {"path": str(missing)}),))
+    jp = tmp_path / "journal.json"
+    journal = Journal.create(jp, {}, plan.to_dict(), {})
+    with pytest.raises(StepFailed) as e:
+        execute(plan, Runner(out=open("/dev/null", "w")), journal, str(tmp_path))
+    assert e.value.message == f"step 1/1 (write) failed; steps after it were not run\n  No such file or directory: {missing}"
+    assert f"it resumes at step 1 (journal {jp})" in e.value.hint
+    assert json.loads(jp.read_text())["done"] == []
+
+
 def test_stale_mounts_under_the_workdir(tmp_path):
     info = tmp_path / "mountinfo"
     info.write_text(

@@ -8,6 +8,8 @@ the others follow the first."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 
 from hypercore.errors import UserError
@@ -20,12 +22,39 @@ MAX_OFFSET = 0.5        # seconds: what is left after chrony's first step
 SYNC_TIMEOUT = 180
 
 
-def server_conf() -> str:
-    return ("# Written by hypercore-install firstboot: the other Hypercore nodes (and anyone who can\n"
-            "# reach this node) may set their clocks from it; Ceph's monitors need agreeing clocks.\n"
+def server_conf(networks: list[str]) -> str:
+    """chrony serves the cluster's subnets only: this node's Ceph network and
+    its netboot client network (where nodes are installed and join from)."""
+    return ("# Written by hypercore-install firstboot: the other Hypercore nodes may set their clocks\n"
+            "# from it (Ceph's monitors need agreeing clocks): this node's Ceph network and its\n"
+            "# netboot client network. A node that joins from another (routed) subnet: add\n"
+            "# `allow SUBNET` in another file of /etc/chrony/conf.d/ and `systemctl restart chrony`.\n"
             "# It serves its own time when it has no NTP server itself.\n"
-            "allow\n"
-            "local stratum 10\n")
+            + "".join(f"allow {net}\n" for net in networks)
+            + "local stratum 10\n")
+
+
+def _networks_of(addr_json: str) -> list[str]:
+    """The subnets of the global addresses in `ip -j addr show` output."""
+    out = []
+    for link in json.loads(addr_json or "[]"):
+        for a in link.get("addr_info", []):
+            if a.get("scope") == "global" and a.get("local") and a.get("prefixlen") is not None:
+                out.append(str(ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network))
+    return out
+
+
+def allowed_networks(ctx: Context) -> list[str]:
+    """This node's Ceph network, and the netboot client network: the answers'
+    `netboot.address` (DHCP mode), or the subnets on `netboot.interface` (proxy mode)."""
+    nets = [ctx.facts["network"]] if ctx.facts.get("network") else []
+    nb = ctx.answers.get("netboot") or {}
+    if nb.get("enabled") and nb.get("address"):
+        nets.append(str(ipaddress.ip_interface(nb["address"]).network))
+    elif nb.get("enabled") and nb.get("interface"):
+        nets += _networks_of(ctx.host.run(["ip", "-j", "addr", "show", "dev", nb["interface"]],
+                                          ok=range(0, 256)).stdout)
+    return list(dict.fromkeys(nets))
 
 
 def sources(mons: list[str]) -> str:
@@ -52,10 +81,12 @@ def _write(ctx: Context, path: str, text: str) -> None:
 def sync_time(ctx: Context) -> None:
     """Serve the time; when joining, follow the monitors first and wait until
     this clock agrees with theirs (else stop, before the cluster sees us)."""
-    _write(ctx, ctx.paths.chrony_server_conf, server_conf())
+    networks = allowed_networks(ctx)
+    _write(ctx, ctx.paths.chrony_server_conf, server_conf(networks))
     if ctx.facts.get("mode") != "join":
         ctx.host.run(["systemctl", "restart", "chrony.service"])
-        ctx.say("    this node serves NTP to the other nodes (chrony, local stratum 10 without upstream)")
+        ctx.say(f"    this node serves NTP to {', '.join(networks) or 'no network'} "
+                "(chrony, local stratum 10 without upstream)")
         return
     mons = join_mons(ctx)
     monitors.wait_for_one(ctx, mons, join_source(ctx))   # a wrong address stops here, in seconds
