@@ -72,6 +72,22 @@ class Runner:
         self.remove(path)
         os.symlink(target, path)
 
+    def zero_fat_file(self, device: str, offset: int, path: str) -> None:
+        """Overwrite with zeros, in place, the clusters of the file path (`::/...`)
+        on the FAT filesystem at byte offset of device; nothing if it is not there."""
+        from . import fat
+        env = {"MTOOLS_SKIP_CHECK": "1"}
+        shown = run(["mshowfat", "-i", f"{device}@@{offset}", path], check=False, env=env)
+        if shown.returncode != 0:
+            return
+        with open(device, "r+b", buffering=0) as f:
+            f.seek(offset)
+            ranges = fat.byte_ranges(f.read(512), fat.chain(shown.stdout))
+            for start, length in ranges:
+                f.seek(offset + start)
+                f.write(bytes(length))
+            os.fsync(f.fileno())
+
     def download(self, url: str, target: str, nbytes: int, sha256: str) -> None:
         """Write the first nbytes found at url onto target (installing over the network),
         checked against sha256 before its first MiB (the partition table) is written."""
@@ -134,6 +150,9 @@ class DryRunner(Runner):
 
     def makedirs(self, path, mode=0o755):
         self.say(f"+ mkdir -p -m {mode:04o} {path}")
+
+    def zero_fat_file(self, device, offset, path):
+        self.say(f"+ zero the clusters of {path} on {device}@@{offset} in place")
 
     def download(self, url, target, nbytes, sha256):
         self.say(f"+ download {url} (first {nbytes} bytes, sha256 {sha256}) onto {target}")

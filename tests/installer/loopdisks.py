@@ -143,7 +143,7 @@ def make_source_image(work: Path, size: int = 256 * MiB) -> Path:
             "EFI/Linux/hypercore.efi": b"MZ fake UKI\x00" + f"root=PARTUUID={root_uuid}".encode() + b"\x00" * 64,
             "EFI/BOOT/BOOTX64.EFI": b"MZ fake systemd-boot",
             "loader/loader.conf": "timeout 3\n",
-            "loader/random-seed": os.urandom(32),
+            "loader/random-seed": f"{LIVE_SECRET}-ESP-SEED".encode().ljust(32, b"\x01"),
             "loader/entries/hypercore.conf": "title hypercore\noptions console=ttyS0 rw\n",
             "grub/grub.cfg": f"menuentry hypercore {{\n  linux /vmlinuz root=PARTUUID={root_uuid} rw\n}}\n",
         })

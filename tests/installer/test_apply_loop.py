@@ -140,6 +140,8 @@ def test_install_on_loop_devices(lab):
     assert new_root.encode() in uki and old_root.encode() not in uki
     listing = run(["mdir", "-/", "-b", "-i", part(lab.target, 1), "::/"], env={"MTOOLS_SKIP_CHECK": "1"}).stdout
     assert "::/loader/random-seed" not in listing and "::/loader/loader.conf" in listing
+    # Not even in its free clusters: the seed was zeroed in place before its deletion.
+    assert run(["grep", "-c", "-a", "-F", LIVE_SECRET, part(lab.target, 1)], check=False).stdout.strip() == "0"
 
     with mounted(part(lab.target, 3), lab.tmp / "check-root") as root:
         etc = root / "etc"

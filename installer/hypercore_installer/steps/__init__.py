@@ -38,7 +38,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "copy-image": ("sync", "dd"),
     "new-partition-ids": ("sfdisk", "partx"),
     "new-filesystem-ids": ("e2fsck", "tune2fs", "fatlabel"),
-    "fix-boot-references": ("mdir", "mtype", "mcopy", "mdel", "mount", "umount"),
+    "fix-boot-references": ("mdir", "mtype", "mcopy", "mshowfat", "mdel", "mount", "umount"),
     "grow-root": ("sfdisk", "partx", "e2fsck", "resize2fs"),
     "add-data-partition": ("sfdisk", "partx"),
     "configure-identity": ("mount", "umount", "find"),
@@ -49,7 +49,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "make-data-filesystem": ("mkfs.btrfs", "btrfs"),
     "make-subvolumes": ("mount", "umount", "btrfs"),
     "move-var-lib": ("mount", "umount", "cp"),
-    "keep-image": ("mount", "umount", "losetup", "e2fsck", "find", "mdel", "mv"),
+    "keep-image": ("mount", "umount", "losetup", "e2fsck", "find", "mshowfat", "mdel", "mv"),
     "finish": ("sync",),
 }
 

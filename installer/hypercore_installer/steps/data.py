@@ -10,6 +10,7 @@ from hypercore import digest
 from .. import render
 from ..layout import DATA_FS_LABEL, NETBOOT_DIR, SECTOR, VAR_LIB_SUBVOLUME
 from .context import Context
+from .system import drop_random_seed
 
 
 def make_data_filesystem(ctx: Context, p: dict) -> None:
@@ -78,8 +79,7 @@ def _scrub_live_state(ctx: Context, raw: str, root: dict, esp: dict) -> None:
                 ctx.runner.remove(os.path.join(kept, f))
     finally:
         ctx.runner.run(["losetup", "-d", loop], ok=(0, 1))
-    ctx.runner.run(["mdel", "-i", f"{raw}@@{_region(esp)[0]}", "::/loader/random-seed"], ok=(0, 1),
-                   env={"MTOOLS_SKIP_CHECK": "1"})
+    drop_random_seed(ctx, raw, _region(esp)[0])
 
 
 def keep_image(ctx: Context, p: dict) -> None:

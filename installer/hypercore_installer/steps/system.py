@@ -71,7 +71,17 @@ def _patch_esp(ctx: Context, esp: str, pairs) -> None:
         ctx.runner.run(["mcopy", "-o", "-i", esp, local, f], env=MTOOLS_ENV)
         os.unlink(local)
     # A copied random seed would give both disks the same seed.
-    ctx.runner.run(["mdel", "-i", esp, "::/loader/random-seed"], ok=(0, 1), env=MTOOLS_ENV)
+    drop_random_seed(ctx, esp)
+
+
+RANDOM_SEED = "::/loader/random-seed"
+
+
+def drop_random_seed(ctx: Context, device: str, offset: int = 0) -> None:
+    """The ESP's boot random seed, zeroed in place and then deleted: mtools
+    alone would leave its bytes in the free clusters."""
+    ctx.runner.zero_fat_file(device, offset, RANDOM_SEED)
+    ctx.runner.run(["mdel", "-i", f"{device}@@{offset}", RANDOM_SEED], ok=(0, 1), env=MTOOLS_ENV)
 
 
 def fix_boot_references(ctx: Context, p: dict) -> None:

@@ -1,0 +1,34 @@
+"""The FAT geometry and cluster chains that let the installer zero a file in
+place (pure logic; the real ESPs are in test_apply_loop)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from hypercore.errors import UserError
+from hypercore_installer import fat
+
+
+def test_clusters_of_a_real_fat32_file_hold_its_bytes(tmp_path):
+    img, data = tmp_path / "esp.img", b"SEED" * 2000
+    subprocess.run(["truncate", "-s", "64M", img], check=True)
+    subprocess.run(["mkfs.vfat", "-F", "32", img], check=True, capture_output=True)
+    (tmp_path / "seed").write_bytes(data)
+    env = {"MTOOLS_SKIP_CHECK": "1"}
+    subprocess.run(["mcopy", "-i", img, tmp_path / "seed", "::/seed"], check=True, env=env)
+    shown = subprocess.run(["mshowfat", "-i", img, "::/seed"], check=True, env=env, capture_output=True, text=True)
+    raw = img.read_bytes()
+    got = b"".join(raw[o:o + n] for o, n in fat.byte_ranges(raw[:512], fat.chain(shown.stdout)))
+    assert got[:len(data)] == data
+
+
+def test_chain_reads_ranges_and_single_clusters():
+    assert fat.chain("::/loader/random-seed <4-6> <9>\n") == [4, 5, 6, 9]
+    assert fat.chain("") == []
+
+
+def test_not_a_fat_boot_sector_is_refused():
+    with pytest.raises(UserError, match="not a FAT filesystem"):
+        fat.geometry(bytes(512))
