@@ -18,6 +18,27 @@ from collections.abc import Iterator, Sequence
 from hypercore.files import write_atomic
 from hypercore.run import CommandError, run
 
+from .imagefile import copy_sparse
+
+# Filesystems whose freeze makes a consistent copy (vfat cannot be frozen).
+FREEZABLE = ("ext4", "ext3", "ext2", "btrfs", "xfs")
+
+
+def mounted_filesystems(lsblk_json: str) -> list[str]:
+    """Mount points of the freezable filesystems in `lsblk -J -o FSTYPE,MOUNTPOINTS DISK`."""
+    import json
+    points: list[str] = []
+
+    def walk(dev):
+        if dev.get("fstype") in FREEZABLE:
+            points.extend(m for m in dev.get("mountpoints") or [] if m)
+        for child in dev.get("children") or []:
+            walk(child)
+
+    for dev in json.loads(lsblk_json or "{}").get("blockdevices", []):
+        walk(dev)
+    return list(dict.fromkeys(points))
+
 
 class Runner:
     """Does what it is told, for real."""
@@ -96,8 +117,25 @@ class Runner:
 
     def copy_image(self, source: str, path: str, nbytes: int) -> None:
         """Copy the first nbytes of source (opened read-only) to the file path, sparse."""
-        from .imagefile import copy_sparse
         copy_sparse(source, path, nbytes)
+
+    @contextlib.contextmanager
+    def frozen(self, disk: str) -> Iterator[list[str]]:
+        """The filesystems of disk that are mounted (the live medium's own root,
+        when installing from it) frozen for the duration of the block: a copy
+        made meanwhile is a consistent, unchanging snapshot. Writers on them
+        wait; nothing in the block may write there (imports are done already)."""
+        listing = run(["lsblk", "-J", "-o", "FSTYPE,MOUNTPOINTS", disk], check=False)
+        points = mounted_filesystems(listing.stdout) if listing.returncode == 0 else []
+        done: list[str] = []
+        try:
+            for point in points:
+                self.run(["fsfreeze", "--freeze", point])
+                done.append(point)
+            yield points
+        finally:
+            for point in reversed(done):
+                self.run(["fsfreeze", "--unfreeze", point], ok=(0, 1))
 
     def sha256(self, path: str) -> str:
         from hypercore.digest import sha256_file
@@ -150,6 +188,11 @@ class DryRunner(Runner):
 
     def makedirs(self, path, mode=0o755):
         self.say(f"+ mkdir -p -m {mode:04o} {path}")
+
+    @contextlib.contextmanager
+    def frozen(self, disk):
+        self.say(f"+ fsfreeze --freeze the mounted filesystems of {disk} (the live root), until the copy is done")
+        yield []
 
     def zero_fat_file(self, device, offset, path):
         self.say(f"+ zero the clusters of {path} on {device}@@{offset} in place")

@@ -32,3 +32,14 @@ def test_chain_reads_ranges_and_single_clusters():
 def test_not_a_fat_boot_sector_is_refused():
     with pytest.raises(UserError, match="not a FAT filesystem"):
         fat.geometry(bytes(512))
+
+
+def test_only_the_mounted_freezable_filesystems_of_the_source_are_frozen():
+    """The live stick: its ext4 root is mounted at / (frozen during the copy),
+    its ESP is vfat (cannot be frozen), a loop image is not mounted at all."""
+    from hypercore_installer.runner import mounted_filesystems
+    stick = ('{"blockdevices": [{"fstype": null, "mountpoints": [null], "children": ['
+             '{"fstype": "vfat", "mountpoints": ["/efi"]}, {"fstype": "ext4", "mountpoints": ["/"]},'
+             '{"fstype": "ext4", "mountpoints": [null]}]}]}')
+    assert mounted_filesystems(stick) == ["/"]
+    assert mounted_filesystems('{"blockdevices": [{"fstype": "ext4", "mountpoints": [null]}]}') == []

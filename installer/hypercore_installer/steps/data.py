@@ -95,7 +95,8 @@ def keep_image(ctx: Context, p: dict) -> None:
         partial, copy = packed + ".partial", os.path.join(where, ".hypercore.raw.copy")
         # (The copy stays BTRFS-compressed: on a small data partition it and the packed image
         # would not both fit uncompressed.)
-        ctx.runner.copy_image(p["source"], copy, p["bytes"])
+        with ctx.runner.frozen(p["source"]):     # a read-only, consistent source: the live root frozen
+            ctx.runner.copy_image(p["source"], copy, p["bytes"])
         _scrub_live_state(ctx, copy, source["root"], source["esp"])
         sha256 = ctx.runner.pack_image(copy, partial)
         ctx.runner.remove(copy)

@@ -40,8 +40,9 @@ def copy_image(ctx: Context, p: dict) -> None:
         return
     ctx.runner.say(f"    copying {human(p['bytes'])}; this takes a few minutes on a USB stick")
     ctx.runner.run(["sync"])
-    ctx.runner.run(["dd", f"if={p['source']}", f"of={p['target']}", "bs=4M", f"count={p['bytes']}",
-                    "iflag=count_bytes,fullblock", "conv=notrunc,fsync", "status=none"])
+    with ctx.runner.frozen(p["source"]):     # the live root does not change under the copy
+        ctx.runner.run(["dd", f"if={p['source']}", f"of={p['target']}", "bs=4M", f"count={p['bytes']}",
+                        "iflag=count_bytes,fullblock", "conv=notrunc,fsync", "status=none"])
 
 
 def new_partition_ids(ctx: Context, p: dict) -> None:
