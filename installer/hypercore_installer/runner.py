@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from hypercore.files import write_atomic
-from hypercore.run import CommandError, run
+from hypercore.run import CommandError, run, spawn
 
 from .imagefile import copy_sparse
 
@@ -24,20 +24,26 @@ from .imagefile import copy_sparse
 FREEZABLE = ("ext4", "ext3", "ext2", "btrfs", "xfs")
 
 
-def mounted_filesystems(lsblk_json: str) -> list[str]:
-    """Mount points of the freezable filesystems in `lsblk -J -o FSTYPE,MOUNTPOINTS DISK`."""
+def mounted_filesystems(lsblk_json: str, mounts: str) -> list[str]:
+    """Mount points of the freezable filesystems on a disk: its mount points from
+    `lsblk -J -o MOUNTPOINTS DISK`, their types from /proc/self/mounts (lsblk's
+    FSTYPE needs udev's database, which a container may lack)."""
     import json
     points: list[str] = []
 
     def walk(dev):
-        if dev.get("fstype") in FREEZABLE:
-            points.extend(m for m in dev.get("mountpoints") or [] if m)
+        points.extend(m for m in dev.get("mountpoints") or [] if m)
         for child in dev.get("children") or []:
             walk(child)
 
     for dev in json.loads(lsblk_json or "{}").get("blockdevices", []):
         walk(dev)
-    return list(dict.fromkeys(points))
+    types = {}
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            types[fields[1].replace("\\040", " ")] = fields[2]
+    return [m for m in dict.fromkeys(points) if types.get(m) in FREEZABLE]
 
 
 class Runner:
@@ -124,18 +130,28 @@ class Runner:
         """The filesystems of disk that are mounted (the live medium's own root,
         when installing from it) frozen for the duration of the block: a copy
         made meanwhile is a consistent, unchanging snapshot. Writers on them
-        wait; nothing in the block may write there (imports are done already)."""
-        listing = run(["lsblk", "-J", "-o", "FSTYPE,MOUNTPOINTS", disk], check=False)
-        points = mounted_filesystems(listing.stdout) if listing.returncode == 0 else []
-        done: list[str] = []
+        wait; nothing in the block may write there. The freeze is held by a
+        guard process (freezeguard) that unfreezes when this process lets go
+        or dies, so a crash never leaves the root frozen."""
+        listing = run(["lsblk", "-J", "-o", "MOUNTPOINTS", disk], check=False)
+        with open("/proc/self/mounts", encoding="utf-8") as f:
+            points = mounted_filesystems(listing.stdout, f.read()) if listing.returncode == 0 else []
+        if not points:
+            yield points
+            return
+        argv = [sys.executable, "-m", "hypercore_installer.freezeguard", *points]
+        guard = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert guard.stdin is not None and guard.stdout is not None and guard.stderr is not None
         try:
-            for point in points:
-                self.run(["fsfreeze", "--freeze", point])
-                done.append(point)
+            if guard.stdout.readline().strip() != b"frozen":
+                guard.stdin.close()
+                guard.wait()
+                raise CommandError(argv, guard.returncode, "", guard.stderr.read().decode(errors="replace"))
             yield points
         finally:
-            for point in reversed(done):
-                self.run(["fsfreeze", "--unfreeze", point], ok=(0, 1))
+            if not guard.stdin.closed:
+                guard.stdin.close()
+            guard.wait()
 
     def sha256(self, path: str) -> str:
         from hypercore.digest import sha256_file

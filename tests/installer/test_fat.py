@@ -38,8 +38,8 @@ def test_only_the_mounted_freezable_filesystems_of_the_source_are_frozen():
     """The live stick: its ext4 root is mounted at / (frozen during the copy),
     its ESP is vfat (cannot be frozen), a loop image is not mounted at all."""
     from hypercore_installer.runner import mounted_filesystems
-    stick = ('{"blockdevices": [{"fstype": null, "mountpoints": [null], "children": ['
-             '{"fstype": "vfat", "mountpoints": ["/efi"]}, {"fstype": "ext4", "mountpoints": ["/"]},'
-             '{"fstype": "ext4", "mountpoints": [null]}]}]}')
-    assert mounted_filesystems(stick) == ["/"]
-    assert mounted_filesystems('{"blockdevices": [{"fstype": "ext4", "mountpoints": [null]}]}') == []
+    stick = ('{"blockdevices": [{"mountpoints": [null], "children": ['
+             '{"mountpoints": ["/efi"]}, {"mountpoints": ["/"]}, {"mountpoints": [null]}]}]}')
+    mounts = "/dev/sda3 / ext4 rw 0 0\n/dev/sda1 /efi vfat rw 0 0\ntmpfs /run tmpfs rw 0 0\n"
+    assert mounted_filesystems(stick, mounts) == ["/"]
+    assert mounted_filesystems('{"blockdevices": [{"mountpoints": [null]}]}', mounts) == []
