@@ -8,6 +8,7 @@ dry run walks exactly the code of a real run.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -20,6 +21,9 @@ from hypercore.run import CommandError, run, spawn
 
 from .imagefile import copy_sparse
 
+# mtools on a partition or an image: no geometry check against the whole disk.
+MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1"}
+
 # Filesystems whose freeze makes a consistent copy (vfat cannot be frozen).
 FREEZABLE = ("ext4", "ext3", "ext2", "btrfs", "xfs")
 
@@ -28,7 +32,6 @@ def mounted_filesystems(lsblk_json: str, mounts: str) -> list[str]:
     """Mount points of the freezable filesystems on a disk: its mount points from
     `lsblk -J -o MOUNTPOINTS DISK`, their types from /proc/self/mounts (lsblk's
     FSTYPE needs udev's database, which a container may lack)."""
-    import json
     points: list[str] = []
 
     def walk(dev):
@@ -103,8 +106,7 @@ class Runner:
         """Overwrite with zeros, in place, the clusters of the file path (`::/...`)
         on the FAT filesystem at byte offset of device; nothing if it is not there."""
         from . import fat
-        env = {"MTOOLS_SKIP_CHECK": "1"}
-        shown = run(["mshowfat", "-i", f"{device}@@{offset}", path], check=False, env=env)
+        shown = run(["mshowfat", "-i", f"{device}@@{offset}", path], check=False, env=MTOOLS_ENV)
         if shown.returncode != 0:
             return
         with open(device, "r+b", buffering=0) as f:

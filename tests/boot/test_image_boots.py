@@ -153,7 +153,6 @@ def test_no_harness_shell_unless_the_hypervisor_asks_for_it(image, tmp_path):
     m = Machine(image, name="no-test-shell", firmware="bios", memory_mb=2048, workdir=tmp_path,
                 test_shell=False)
     with m:
-        m.start()
         m.wait_for_console_text(r"root@hypercore:~#", timeout=900)
         unit = "hypercore-test-shell.service"
         m.send_console(f"echo SHELL-$(systemctl show -P ConditionResult {unit})-"

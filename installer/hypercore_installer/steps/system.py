@@ -10,6 +10,7 @@ import time
 import yaml
 
 from .. import render
+from ..runner import MTOOLS_ENV
 from .context import Context
 
 LIVE_FILES = ("etc/hypercore/live",
@@ -22,7 +23,6 @@ BOOT_FILES_ON_ROOT = ("etc/fstab", "etc/kernel/cmdline")
 # ESP directories whose files may name the root (grub for BIOS, systemd-boot
 # entries, UKIs with a .cmdline).
 ESP_BOOT_DIRS = ("::/grub/", "::/loader/entries/", "::/EFI/Linux/")
-MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1"}
 
 
 def _pairs(ctx: Context, source: dict) -> list[tuple[str, str]]:
