@@ -9,15 +9,19 @@ the last monitor, a cluster whose placement groups are not all active+clean
 1. lower the min_size of a pool that the staying hosts could not serve
    meanwhile (sizing.drain_plan; none with the sizes Hypercore sets);
 2. mark the node's OSDs out, so Ceph copies their data elsewhere (drain);
-3. wait until `ceph osd safe-to-destroy` says no data needs them -- on a
-   time-out they are marked in again, what step 1 changed is put back, and
-   the message says so; the pool sizes were not touched;
-4. only then fit the pools to the hosts that stay (sizing.shrink_plan: fewer
-   copies, single-node mode for one host). Shrinking first would let Ceph
-   drop copies on the staying hosts while the leaving node still counts;
-5. purge the OSDs (each marked down first: a node that still runs its
-   daemon would keep it up), remove the host from the CRUSH map, its monitor
-   from the monitor map, and its manager's key.
+3. then fit the pools to the hosts that stay (sizing.fit_pools: fewer
+   copies when there are fewer hosts than copies). With the OSDs out, CRUSH
+   keeps the copies on the staying hosts, which already hold them; fitting
+   first could keep a copy on the leaving node and drop one that stays.
+   Without the fit, a drain from three hosts to two never ends: Ceph deletes
+   the leaving OSDs' stray copies only when their placement groups are clean;
+4. wait until `ceph osd safe-to-destroy` says no data needs them -- on a
+   time-out they are marked in again, the pools get their copies back, what
+   step 1 changed is put back, and the message says so;
+5. the defaults for new pools (sizing.shrink_settings: single-node mode for
+   one host); purge the OSDs (each marked down first: a node that still runs
+   its daemon would keep it up), remove the host from the CRUSH map, its
+   monitor from the monitor map, and its manager's key.
 
 The node's own disks and daemons are not touched (it may be powered off):
 reinstall it, or wipe it, before it joins again."""
@@ -42,22 +46,25 @@ class Plan:
     node: str
     osds: list[int]
     mon: bool
-    shrink: list[list[str]]                                  # after the drain
-    finish: list[list[str]] = field(default_factory=list)
+    fit: list[list[str]]                                     # once the OSDs are out
+    finish: list[list[str]] = field(default_factory=list)    # once they are empty
     prepare: list[list[str]] = field(default_factory=list)   # before the drain
-    undo: list[list[str]] = field(default_factory=list)      # prepare undone, when the drain times out
+    undo: list[list[str]] = field(default_factory=list)      # when the drain times out: fit and prepare undone
 
     def describe(self) -> str:
         lines = [f"remove {self.node} from the cluster:"]
         lines += [f"  ceph {' '.join(argv)}" for argv in self.prepare]
+        fit = [f"  ceph {' '.join(argv)}" for argv in self.fit]
         if self.osds:
             ids = " ".join(map(str, self.osds))
-            lines += [f"  ceph osd out {ids}        (drain: Ceph copies their data to the other hosts)",
-                      f"  wait until `ceph osd safe-to-destroy {ids}` says so "
-                      f"(else they go back in{' and the min_size above is put back' if self.undo else ''})"]
-        if self.shrink:
-            lines.append("  then fit the pools to the hosts that stay:")
-        lines += [f"  ceph {' '.join(argv)}" for argv in self.shrink + self.finish]
+            lines.append(f"  ceph osd out {ids}        (drain: Ceph copies their data to the other hosts)")
+            if fit:
+                lines += ["  then fit the pools to the hosts that stay (they hold every copy that stays):"] + fit
+            lines.append(f"  wait until `ceph osd safe-to-destroy {ids}` says so "
+                         f"(else they go back in{' and what changed above is put back' if self.undo else ''})")
+        else:
+            lines += fit
+        lines += [f"  ceph {' '.join(argv)}" for argv in self.finish]
         return "\n".join(lines)
 
 
@@ -105,9 +112,10 @@ def plan(node: str, here: str, docs: dict) -> Plan:
     if (docs.get("mgr_dump") or {}).get("active_name") == node:
         finish.insert(0, ["mgr", "fail", node])
     finish.append(["auth", "rm", f"mgr.{node}"])
+    finish += sizing.shrink_settings(len(staying))   # for new pools
     prepare, undo = sizing.drain_plan(len(staying), pools) if hosts.get(node) else ([], [])
-    return Plan(node, hosts.get(node, []), node in mons, sizing.shrink_plan(len(staying), pools), finish,
-                prepare, undo)
+    fit, unfit = sizing.fit_pools(len(staying), pools)
+    return Plan(node, hosts.get(node, []), node in mons, fit, finish, prepare, unfit + undo)
 
 
 def _ceph(run, *args: str, check: bool = True):
@@ -142,17 +150,27 @@ def _purge(run, osd: str, sleep) -> None:
 def _restored(p: Plan, ids: list[str]) -> str:
     """What a timed-out drain put back, for its message."""
     parts = [f"osd.{', osd.'.join(ids)} {'is' if len(ids) == 1 else 'are'} back in"]
-    parts += [f"{argv[3]} min_size is back to {argv[5]}" for argv in p.undo]
-    return ", ".join(parts) + "; the pool sizes and single-node settings were not changed and nothing was removed"
+    back: dict[str, dict[str, str]] = {}
+    for argv in p.undo:             # in order: the last value set is the one it has
+        if argv[:3] == ["osd", "pool", "set"]:
+            back.setdefault(argv[3], {})[argv[4]] = argv[5]
+    parts += [f"{pool} is back to " + " and ".join(f"{k} {v}" for k, v in values.items())
+              for pool, values in back.items()]
+    return ", ".join(parts) + "; nothing was removed"
 
 
 def execute(p: Plan, say=print, run=run_cmd, clock=time.monotonic, sleep=time.sleep,
             timeout: float = DRAIN_TIMEOUT) -> None:
     ids = [str(i) for i in p.osds]
-    if ids:
+    if not ids:
+        for argv in p.fit:
+            _ceph(run, *argv)
+    else:
         for argv in p.prepare:
             _ceph(run, *argv)
         _ceph(run, "osd", "out", *ids)
+        for argv in p.fit:          # with the OSDs out, the copies kept are those on the staying hosts
+            _ceph(run, *argv)
         say(f"draining osd.{', osd.'.join(ids)} ...")
         deadline = clock() + timeout
         while _ceph(run, "osd", "safe-to-destroy", *ids, check=False).returncode != 0:
@@ -166,8 +184,6 @@ def execute(p: Plan, say=print, run=run_cmd, clock=time.monotonic, sleep=time.sl
                                      f"{' '.join(ids)}` (space on the other hosts? a powered-off node's OSDs "
                                      "cannot report that they are empty: start it), then run this again")
             sleep(15)
-    for argv in p.shrink:           # the data has moved: now the pools keep fewer copies
-        _ceph(run, *argv)
     for argv in p.finish:
         if argv[:2] == ["osd", "purge"]:
             _purge(run, argv[2], sleep)

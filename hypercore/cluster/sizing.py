@@ -8,7 +8,7 @@ warning (which would hold the cluster at HEALTH_WARN for good) is switched
 off -- only while the cluster has one host. A join (grow_plan) raises the
 pool sizes when a second host brings OSDs and removes every one of these
 settings, which turns the warning back on; removing hosts down to one
-(shrink_plan) puts them back."""
+(fit_pools, shrink_settings) puts them back."""
 
 from __future__ import annotations
 
@@ -74,21 +74,37 @@ def drain_plan(n_hosts: int, pool_details: dict[str, dict]) -> tuple[list[list[s
     return before, undo
 
 
-def shrink_plan(n_hosts: int, pool_details: dict[str, dict]) -> list[list[str]]:
-    """The `ceph` commands that fit the pools to n_hosts remaining hosts once
-    a leaving one's data has moved: pools with more copies than hosts get
-    fewer (down to one), and with one host left the single-node settings
-    come back."""
+def fit_pools(n_hosts: int, pool_details: dict[str, dict]) -> tuple[list[list[str]], list[list[str]]]:
+    """(fit, undo): the `ceph` commands that give the pools with more copies
+    than n_hosts hosts can hold fewer (down to one, after Ceph's
+    mon_allow_pool_size_one), and those that put them back. `cluster remove`
+    fits the pools once the leaving host's OSDs are out: CRUSH then keeps the
+    copies on the hosts that stay, which already hold them (a pool has more
+    copies than the staying hosts only when every host holds one), and the
+    leaving OSDs can empty only once the pools fit (Ceph deletes a stray copy
+    only when its placement group is clean)."""
     size, min_size = copies(n_hosts)
-    cmds: list[list[str]] = []
-    if n_hosts <= 1:
-        cmds += [["config", "set", who, option, value] for who, option, value in SINGLE_NODE_SETTINGS]
-    elif n_hosts == 2:
-        cmds += [["config", "set", "global", "osd_pool_default_size", "2"],
-                 ["config", "set", "global", "osd_pool_default_min_size", "1"]]
+    fit: list[list[str]] = []
+    undo: list[list[str]] = []
     for name, pool in _replicated(pool_details):
         if pool.get("size", 0) > size:
-            cmds += [["osd", "pool", "set", name, "size", str(size)]
-                     + (["--yes-i-really-mean-it"] if size == 1 else []),
-                     ["osd", "pool", "set", name, "min_size", str(min_size)]]
-    return cmds
+            fit += [["osd", "pool", "set", name, "size", str(size)] + (["--yes-i-really-mean-it"] if size == 1 else []),
+                    ["osd", "pool", "set", name, "min_size", str(min_size)]]
+            undo += [["osd", "pool", "set", name, "size", str(pool["size"])],
+                     ["osd", "pool", "set", name, "min_size", str(pool.get("min_size", min_size))]]
+    if fit and size == 1:
+        fit.insert(0, ["config", "set", "mon", "mon_allow_pool_size_one", "true"])
+        undo.append(["config", "rm", "mon", "mon_allow_pool_size_one"])
+    return fit, undo
+
+
+def shrink_settings(n_hosts: int) -> list[list[str]]:
+    """The `ceph config` commands for a cluster shrunk to n_hosts hosts, once
+    the leaving one is gone: new pools default to as many copies as there are
+    hosts, and with one host left the single-node settings come back."""
+    if n_hosts <= 1:
+        return [["config", "set", who, option, value] for who, option, value in SINGLE_NODE_SETTINGS]
+    if n_hosts == 2:
+        return [["config", "set", "global", "osd_pool_default_size", "2"],
+                ["config", "set", "global", "osd_pool_default_min_size", "1"]]
+    return []

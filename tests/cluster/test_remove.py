@@ -25,22 +25,26 @@ def docs(name: str, pg_stat=CLEAN, active="node1") -> dict:
 def test_three_to_two_nodes():
     p = remove.plan("node2", "node1", docs("three-nodes"))
     assert p.osds == [1, 2] and p.mon
-    assert ["osd", "pool", "set", "vm-pool", "size", "2"] in p.shrink
-    assert ["osd", "pool", "set", "vm-pool", "min_size", "1"] in p.shrink
+    assert ["osd", "pool", "set", "vm-pool", "size", "2"] in p.fit
+    assert ["osd", "pool", "set", "vm-pool", "min_size", "1"] in p.fit
     assert p.finish == [["osd", "purge", "1", "--yes-i-really-mean-it"], ["osd", "purge", "2", "--yes-i-really-mean-it"],
-                        ["osd", "crush", "rm", "node2"], ["mon", "remove", "node2"], ["auth", "rm", "mgr.node2"]]
+                        ["osd", "crush", "rm", "node2"], ["mon", "remove", "node2"], ["auth", "rm", "mgr.node2"],
+                        ["config", "set", "global", "osd_pool_default_size", "2"],
+                        ["config", "set", "global", "osd_pool_default_min_size", "1"]]
     text = p.describe()
     assert "ceph osd out 1 2" in text and "safe-to-destroy 1 2" in text
 
 
 def test_two_to_one_node_brings_back_single_node_mode():
-    plan = sizing.shrink_plan(1, {"vm-pool": {"size": 2, "type": 1}, "ec": {"size": 3, "type": 3}})
-    for who, option, value in sizing.SINGLE_NODE_SETTINGS:
-        assert ["config", "set", who, option, value] in plan
+    fit, undo = sizing.fit_pools(1, {"vm-pool": {"size": 2, "min_size": 1, "type": 1}, "ec": {"size": 3, "type": 3}})
     # size one needs mon_allow_pool_size_one, set first, and Ceph's confirmation flag
-    assert plan.index(["config", "set", "mon", "mon_allow_pool_size_one", "true"]) < \
-        plan.index(["osd", "pool", "set", "vm-pool", "size", "1", "--yes-i-really-mean-it"])
-    assert not any("ec" in c for c in plan)
+    assert fit == [["config", "set", "mon", "mon_allow_pool_size_one", "true"],
+                   ["osd", "pool", "set", "vm-pool", "size", "1", "--yes-i-really-mean-it"],
+                   ["osd", "pool", "set", "vm-pool", "min_size", "1"]]
+    assert undo == [["osd", "pool", "set", "vm-pool", "size", "2"], ["osd", "pool", "set", "vm-pool", "min_size", "1"],
+                    ["config", "rm", "mon", "mon_allow_pool_size_one"]]
+    assert sizing.shrink_settings(1) == [["config", "set", who, option, value]
+                                         for who, option, value in sizing.SINGLE_NODE_SETTINGS]
 
 
 def test_the_active_manager_fails_over_first():
@@ -85,21 +89,25 @@ class Runner:
         return subprocess.CompletedProcess(argv, rc, "", "")
 
 
-def test_drain_then_shrink_then_purge():
-    """The pools keep their copies until the leaving node's data has moved: out, wait, then shrink."""
+def test_out_then_fit_then_drain_then_purge():
+    """The pools get fewer copies only once the leaving OSDs are out (so the
+    copies kept are on the hosts that stay), and before the wait (a pool with
+    more copies than hosts is never clean, and Ceph keeps the leaving OSDs'
+    stray copies until it is: the drain never ended, found on appliances)."""
     p = remove.plan("node2", "node1", docs("three-nodes"))
     run, said = Runner(busy_polls=2), []
     remove.execute(p, say=said.append, run=run, clock=lambda: 0, sleep=lambda s: None)
     calls = run.calls
     out = calls.index(["osd", "out", "1", "2"])
     polls = [i for i, c in enumerate(calls) if c == ["osd", "safe-to-destroy", "1", "2"]]
-    shrink = calls.index(["osd", "pool", "set", "vm-pool", "size", "2"])
+    fit = calls.index(["osd", "pool", "set", "vm-pool", "size", "2"])
+    defaults = calls.index(["config", "set", "global", "osd_pool_default_size", "2"])
     purge = calls.index(["osd", "purge", "1", "--yes-i-really-mean-it"])
-    assert len(polls) == 3 and out < polls[0] and polls[-1] < shrink < purge
-    assert not any(c[:3] == ["osd", "pool", "set"] or c[:1] == ["config"] for c in calls[:polls[-1]])
+    assert len(polls) == 3 and out < fit < polls[0] and polls[-1] < purge < defaults
+    assert not any(c[:3] == ["osd", "pool", "set"] or c[:1] == ["config"] for c in calls[:out])
     assert "node2 removed: 2 OSD(s) purged, its monitor removed" in said[-1]
     text = p.describe()
-    assert text.index("ceph osd out 1 2") < text.index("ceph osd pool set vm-pool size 2")
+    assert text.index("ceph osd out 1 2") < text.index("ceph osd pool set vm-pool size 2") < text.index("safe-to")
 
 
 def test_two_to_one_the_single_node_settings_come_only_after_the_drain():
@@ -109,22 +117,30 @@ def test_two_to_one_the_single_node_settings_come_only_after_the_drain():
     p = remove.plan("node2", "node1", d)
     run = Runner(busy_polls=1)
     remove.execute(p, say=lambda s: None, run=run, clock=lambda: 0, sleep=lambda s: None)
+    out = run.calls.index(["osd", "out", "1", "2"])
     last_poll = max(i for i, c in enumerate(run.calls) if c[:2] == ["osd", "safe-to-destroy"])
     for who, option, value in sizing.SINGLE_NODE_SETTINGS:
-        assert run.calls.index(["config", "set", who, option, value]) > last_poll
-    assert run.calls.index(["osd", "pool", "set", "vm-pool", "size", "1", "--yes-i-really-mean-it"]) > last_poll
+        if option != "mon_allow_pool_size_one":
+            assert run.calls.index(["config", "set", who, option, value]) > last_poll
+    allow = run.calls.index(["config", "set", "mon", "mon_allow_pool_size_one", "true"])
+    assert out < allow < run.calls.index(["osd", "pool", "set", "vm-pool", "size", "1", "--yes-i-really-mean-it"]) \
+        < last_poll
 
 
-def test_a_drain_that_does_not_finish_puts_the_osds_back_and_removes_nothing():
+def test_a_drain_that_does_not_finish_puts_the_osds_and_the_copies_back_and_removes_nothing():
     p = remove.plan("node2", "node1", docs("three-nodes"))
     run, t = Runner(busy_polls=10**6), iter(range(0, 10**6, 1000))
     with pytest.raises(UserError) as e:
         remove.execute(p, say=lambda s: None, run=run, clock=lambda: next(t), sleep=lambda s: None, timeout=5000)
-    assert e.value.message.endswith("within 5000 s: osd.1, osd.2 are back in; the pool sizes and single-node "
-                                    "settings were not changed and nothing was removed")
-    assert run.calls[-1] == ["osd", "in", "1", "2"]
-    assert not any(c[:2] in (["osd", "purge"], ["mon", "remove"], ["osd", "crush"], ["osd", "pool"])
-                   or c[0] == "config" for c in run.calls)
+    assert e.value.message.endswith("within 5000 s: osd.1, osd.2 are back in, device_health_metrics is back to "
+                                    "size 3 and min_size 2, vm-pool is back to size 3 and min_size 2; nothing was "
+                                    "removed"), e.value.message
+    back = run.calls.index(["osd", "in", "1", "2"])
+    assert run.calls[back:] == [["osd", "in", "1", "2"]] + [["osd", "pool", "set", pool, option, value]
+                                                           for pool in ("device_health_metrics", "vm-pool")
+                                                           for option, value in (("size", "3"), ("min_size", "2"))]
+    assert not any(c[:2] in (["osd", "purge"], ["mon", "remove"], ["osd", "crush"]) or c[0] == "config"
+                   for c in run.calls)
 
 
 def test_a_min_size_the_staying_hosts_cannot_serve_is_lowered_for_the_drain_and_put_back():
@@ -135,11 +151,12 @@ def test_a_min_size_the_staying_hosts_cannot_serve_is_lowered_for_the_drain_and_
     run, t = Runner(busy_polls=10**6), iter(range(0, 10**6, 1000))
     with pytest.raises(UserError) as e:
         remove.execute(p, say=lambda s: None, run=run, clock=lambda: next(t), sleep=lambda s: None, timeout=5000)
-    assert "osd.1, osd.2 are back in, vm-pool min_size is back to 3; the pool sizes" in e.value.message
+    assert "vm-pool is back to size 3 and min_size 3; nothing was removed" \
+        in e.value.message, e.value.message
     calls = run.calls
     assert calls.index(["osd", "pool", "set", "vm-pool", "min_size", "2"]) < calls.index(["osd", "out", "1", "2"])
-    assert calls[-2:] == [["osd", "in", "1", "2"], ["osd", "pool", "set", "vm-pool", "min_size", "3"]]
-    assert not any(c[:2] == ["osd", "purge"] or c[4:5] == ["size"] for c in calls)
+    assert calls[-1] == ["osd", "pool", "set", "vm-pool", "min_size", "3"]
+    assert not any(c[:2] == ["osd", "purge"] for c in calls)
 
 
 def test_a_running_osd_is_marked_down_before_each_purge():
