@@ -30,6 +30,16 @@ def copies(n_hosts: int) -> tuple[int, int]:
     return size, 2 if size >= 3 else 1
 
 
+def _new_pool_defaults(n_hosts: int) -> list[list[str]]:
+    """New pools' copies on a cluster of n_hosts (two or more) hosts: set below
+    three copies, Ceph's own default (nothing to set) from three on."""
+    size, min_size = copies(n_hosts)
+    if size >= 3:
+        return []
+    return [["config", "set", "global", "osd_pool_default_size", str(size)],
+            ["config", "set", "global", "osd_pool_default_min_size", str(min_size)]]
+
+
 def _replicated(pool_details: dict[str, dict]):
     return [(name, p) for name, p in sorted(pool_details.items()) if p.get("type", REPLICATED) == REPLICATED]
 
@@ -50,9 +60,7 @@ def grow_plan(n_hosts: int, pool_details: dict[str, dict], rule_id: int | None) 
                      ["osd", "pool", "set", name, "size", str(size)],
                      ["osd", "pool", "set", name, "min_size", str(min_size)]]
     cmds += [["config", "rm", who, option] for who, option, _ in SINGLE_NODE_SETTINGS]
-    if size < 3:
-        cmds += [["config", "set", "global", "osd_pool_default_size", str(size)],
-                 ["config", "set", "global", "osd_pool_default_min_size", str(min_size)]]
+    cmds += _new_pool_defaults(n_hosts)
     if rule_id is not None:
         cmds.append(["config", "set", "global", "osd_pool_default_crush_rule", str(rule_id)])
     return cmds
@@ -104,7 +112,4 @@ def shrink_settings(n_hosts: int) -> list[list[str]]:
     hosts, and with one host left the single-node settings come back."""
     if n_hosts <= 1:
         return [["config", "set", who, option, value] for who, option, value in SINGLE_NODE_SETTINGS]
-    if n_hosts == 2:
-        return [["config", "set", "global", "osd_pool_default_size", "2"],
-                ["config", "set", "global", "osd_pool_default_min_size", "1"]]
-    return []
+    return _new_pool_defaults(n_hosts)
