@@ -19,6 +19,7 @@ from hypercore.run import run
 
 from . import auto as auto_mod
 from .cli import DEFAULT_WORKDIR, main as cli_main
+from .prompt import read_line
 
 BANNER = """\
 ==============================================================================
@@ -32,7 +33,7 @@ BANNER = """\
 def _wait_enter(prompt: str) -> bool:
     """True when Enter was pressed; False on Ctrl-C or a closed terminal."""
     try:
-        input(prompt)
+        read_line(prompt)
         return True
     except KeyboardInterrupt:
         print()

@@ -4,7 +4,6 @@ exactly like `apply` does."""
 
 from __future__ import annotations
 
-import getpass
 import ipaddress
 import os
 import re
@@ -19,6 +18,7 @@ from hypercore.run import run
 
 from . import answers as answers_mod
 from .probe import data_signatures, describe_signature
+from .prompt import read_line
 from .sizes import human
 
 NO_DISKS = "no disk on this machine can be installed to"
@@ -36,7 +36,7 @@ def ask(question: str, default: str | None = None, check=None) -> str:
     while True:
         shown = f" [{default}]" if default else ""
         try:
-            answer = input(f"{question}{shown}: ").strip()
+            answer = read_line(f"{question}{shown}: ").strip()
         except EOFError:
             raise UserError("input ended before the questions were answered; nothing was changed",
                             hint="answer on a terminal, or use an answer file: hypercore-install apply FILE") from None
@@ -163,8 +163,8 @@ def _root_login() -> dict:
     while True:
         key = ask("Root SSH public key (one line; empty to skip)", "",
                   lambda a: None if not a or key_re.fullmatch(a) else "that is not an OpenSSH public key line")
-        password = getpass.getpass("Root password (empty to skip): ")
-        if password and getpass.getpass("Root password again: ") != password:
+        password = read_line("Root password (empty to skip): ", secret=True)
+        if password and read_line("Root password again: ", secret=True) != password:
             print("  the passwords differ; again")
             continue
         if key or password:
