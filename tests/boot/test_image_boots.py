@@ -68,6 +68,23 @@ def test_ssh_host_keys_are_made_on_the_machine(booted):
     booted.succeed("systemctl reload ssh.service && sleep 2 && systemctl is-active ssh.service")
 
 
+# Debian's units that the appliance's presets turn off (no use on an appliance).
+UNUSED_UNITS = ("nvmefc-boot-connections.service", "nvmf-autoconnect.service", "lvm2-monitor.service",
+                "e2scrub_reap.service", "e2scrub_all.timer", "dpkg-db-backup.timer")
+
+
+def test_a_boot_does_no_first_boot_pass_and_starts_nothing_unused(booted):
+    # The presets were applied when the image was built; an empty
+    # /etc/machine-id (not "uninitialized") keeps systemd from applying them
+    # all again at each boot of a fresh copy, and still gives the machine an ID.
+    kernel_log = booted.succeed("dmesg")
+    assert "Detected first boot" not in kernel_log
+    assert "Populated /etc with preset unit settings" not in kernel_log
+    assert re.fullmatch(r"[0-9a-f]{32}", booted.succeed("cat /etc/machine-id").strip())
+    states = booted.succeed(f"systemctl is-enabled {' '.join(UNUSED_UNITS)} || true").split()
+    assert states == ["disabled"] * len(UNUSED_UNITS), dict(zip(UNUSED_UNITS, states))
+
+
 def test_kvm_modules_are_in_the_kernel(booted):
     for mod in ("kvm", "kvm_intel", "kvm_amd", "vhost_net", "rbd", "btrfs", "virtio_blk"):
         booted.succeed(f"modinfo -n {mod}")
