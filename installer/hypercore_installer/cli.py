@@ -29,6 +29,7 @@ from .apply import execute, open_journal, prepare, release_stale_mounts
 from .journal import DEFAULT_PATH
 from .model import describe_disk
 from .plan import build_plan
+from .prompt import read_line
 from .runner import DryRunner, Runner
 from .steps import check_tools
 
@@ -100,7 +101,7 @@ def confirm(plan) -> None:
     print(f"\nThis ERASES everything on: {', '.join(erased)}")
     print(f"Target: {describe_disk(plan.target)}")
     try:
-        typed = input(f"Type the target disk's name ({name}) to install, anything else cancels: ")
+        typed = read_line(f"Type the target disk's name ({name}) to install, anything else cancels: ")
     except EOFError:
         typed = None
     if (typed or "").strip() != name:

@@ -39,3 +39,25 @@ def byte_ranges(boot_sector: bytes, clusters: list[int]) -> list[tuple[int, int]
     """(offset, length) within the filesystem of each cluster."""
     data, size = geometry(boot_sector)
     return [(data + (c - 2) * size, size) for c in clusters]
+
+
+def used_length(read) -> int | None:
+    """Bytes from the start of a FAT16 or FAT32 filesystem to the end of its
+    last allocated cluster (read(offset, n) reads the filesystem): nothing of it
+    lies beyond. None for FAT12 and for what is not FAT at all."""
+    boot = read(0, 512)
+    try:
+        data, cluster = geometry(boot)
+    except UserError:
+        return None
+    bps, _, reserved = struct.unpack_from("<HBH", boot, 11)
+    total16, = struct.unpack_from("<H", boot, 19)
+    total32, = struct.unpack_from("<I", boot, 32)
+    clusters = ((total16 or total32) * bps - data) // cluster
+    if clusters < 4085:
+        return None
+    width, mask = (2, 0xFFFF) if clusters < 65525 else (4, 0x0FFFFFFF)
+    table = read(reserved * bps, (clusters + 2) * width)
+    entries = struct.unpack(f"<{len(table) // width}{'H' if width == 2 else 'I'}", table[:len(table) // width * width])
+    last = next((n for n in range(len(entries) - 1, 1, -1) if entries[n] & mask), 1)
+    return data + (last - 1) * cluster

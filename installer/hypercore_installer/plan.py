@@ -219,6 +219,7 @@ def _steps(answers, machine, source, target, geometry, data, osds) -> list[Step]
         Step("copy-image", "copy-image",
              f"copy the Hypercore image ({human(source['image_bytes'])}) from {source['path']} to {t}",
              True, (t,), {"source": source["path"], "target": t, "bytes": source["image_bytes"],
+                          "partitions": source["partitions"],
                           **({"sha256": source["sha256"]} if is_url(source["path"]) else {})}),
         Step("new-partition-ids", "new-partition-ids",
              f"move the GPT backup header to the end of {t}; new random disk and partition GUIDs",

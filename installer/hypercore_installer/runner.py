@@ -19,7 +19,8 @@ from collections.abc import Iterator, Sequence
 from hypercore.files import write_atomic
 from hypercore.run import CommandError, run, spawn
 
-from .imagefile import copy_sparse
+from .imagefile import copy_ranges, ext4_used, image_ranges
+from .sizes import human
 
 # mtools on a partition or an image: no geometry check against the whole disk.
 MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1"}
@@ -123,9 +124,19 @@ class Runner:
         from .netsource import download
         download(url, target, nbytes, sha256, self.say)
 
-    def copy_image(self, source: str, path: str, nbytes: int) -> None:
-        """Copy the first nbytes of source (opened read-only) to the file path, sparse."""
-        copy_sparse(source, path, nbytes)
+    def copy_image(self, source: str, path: str, nbytes: int, partitions: Sequence[dict] = ()) -> None:
+        """Copy the image in the first nbytes of source (opened read-only) to the
+        disk or new sparse file path: of its partitions (the plan's view of
+        them) only what their filesystems use, ext4 by e2image. Without
+        partitions, all nbytes."""
+        ranges, ext4 = image_ranges(source, nbytes, list(partitions))
+        copied = copy_ranges(source, path, nbytes, ranges)
+        for offset in ext4:
+            copied += ext4_used(source, offset)
+            # -f: the live root is mounted (frozen by the caller, so consistent)
+            self.run(["e2image", "-ra", "-f", "-o", str(offset), "-O", str(offset), source, path])
+        self.run(["sync", path])                 # fsync: e2image wrote past what copy_ranges flushed
+        self.say(f"    copied {human(copied)} of the {human(nbytes)} image: what its filesystems use")
 
     @contextlib.contextmanager
     def frozen(self, disk: str) -> Iterator[list[str]]:
@@ -218,8 +229,9 @@ class DryRunner(Runner):
     def download(self, url, target, nbytes, sha256):
         self.say(f"+ download {url} (first {nbytes} bytes, sha256 {sha256}) onto {target}")
 
-    def copy_image(self, source, path, nbytes):
-        self.say(f"+ copy {source} (first {nbytes} bytes, read-only) to {path}, sparse")
+    def copy_image(self, source, path, nbytes, partitions=()):
+        self.say(f"+ copy {source} (the image in its first {nbytes} bytes, read-only) to {path}: what its "
+                 "filesystems use, ext4 by e2image -ra")
 
     def sha256(self, path):
         self.say(f"+ sha256 {path}")

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from pathlib import Path
 
-from hypercore import digest
+from hypercore import digest, squashfs
 from hypercore.errors import UserError
 from hypercore.run import run
 
 NETROOT_LABEL = "hypercore-netroot"
 IMAGE_FILES = Path("/usr/lib/hypercore/netboot")
-SQUASHFS_MAGIC = 0x73717368
 
 
 def netroot_partition() -> str:
@@ -55,13 +53,11 @@ def _walk(devs: list[dict]):
 def squashfs_extent(dev: Path | str) -> tuple[int, int]:
     """(bytes to copy, mkfs time) from a squashfs superblock."""
     with open(dev, "rb") as f:
-        sb = f.read(96)
-    if len(sb) < 96 or struct.unpack_from("<I", sb, 0)[0] != SQUASHFS_MAGIC:
+        found = squashfs.superblock(f.read(squashfs.SUPERBLOCK_BYTES))
+    if found is None:
         raise UserError(f"{dev} does not hold a squashfs filesystem",
                         hint="the netroot partition is damaged: reinstall, or copy root.squashfs by hand")
-    mkfs_time = struct.unpack_from("<I", sb, 8)[0]
-    bytes_used = struct.unpack_from("<Q", sb, 40)[0]
-    return -(-bytes_used // 4096) * 4096, mkfs_time
+    return found
 
 
 def _copy(src: Path | str, dst: Path, length: int | None = None) -> str:

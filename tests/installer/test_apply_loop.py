@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import yaml
 
 from tests.installer.conftest import cli_env, run_cli
 from hypercore.run import run
+from hypercore_netboot import artifacts
 from tests.installer.loopdisks import (GiB, LIVE_MACHINE_ID, LIVE_SECRET, MiB, loop_device, make_ext4_disk, make_source_image, part,
                        release_mounts_under, sha256_of, sparse_file)
 
@@ -273,11 +275,18 @@ BUILT_IMAGE = Path(__file__).resolve().parents[2] / "build" / "hypercore.raw"
 
 @pytest.mark.skipif(not BUILT_IMAGE.exists(), reason="build/hypercore.raw is not built")
 def test_install_from_the_built_image(tmp_path):
-    """The real image (read-only) onto a blank 8 GiB disk: its grub.cfg gets
-    the new root PARTUUID, its filesystems check clean, /var/lib (with Ceph's
-    directories and owners) moves into @var-lib, the live bits go."""
+    """The real image (read-only) onto an 8 GiB disk full of old bytes: only
+    what its filesystems use is copied (the old bytes elsewhere harm nothing),
+    its grub.cfg gets the new root PARTUUID, its filesystems check clean and
+    hold the image's files, /var/lib (with Ceph's directories and owners)
+    moves into @var-lib, the live bits go."""
     _needs_loop_devices()
     target_file = sparse_file(tmp_path / "target.img", 8 * GiB)
+    image_bytes = BUILT_IMAGE.stat().st_size
+    with open(target_file, "r+b") as f:          # a disk that held something else before
+        old = bytes([0xA5]) * (4 * MiB)
+        for _ in range(-(-image_bytes // len(old))):
+            f.write(old)
     osd_file = sparse_file(tmp_path / "osd.img", 6 * GiB)
     with contextlib.ExitStack() as stack:
         source = run(["losetup", "--find", "--show", "--read-only", str(BUILT_IMAGE)]).stdout.strip()
@@ -304,8 +313,17 @@ def test_install_from_the_built_image(tmp_path):
         old_root = next(p for p in src["partitions"] if p["type"] == root_part["type"])["uuid"]
         grub = esp_file(target, "::/grub/grub.cfg").decode()
         assert f"root=PARTUUID={root_part['uuid'].lower()}" in grub and old_root.lower() not in grub
+        copied = re.search(r"copied ([\d.]+) GiB of the ([\d.]+) GiB image", proc.stdout)
+        assert copied and float(copied[1]) < 0.75 * float(copied[2]), proc.stdout
         assert run(["e2fsck", "-f", "-n", part(target, root_n)], check=False).returncode == 0
-        with mounted(part(target, root_n), tmp_path / "root") as root:
+        assert run(["fsck.vfat", "-n", part(target, 1)], check=False).returncode == 0
+        netroot = [part(d, 3) for d in (source, target)]
+        length = artifacts.squashfs_extent(netroot[0])[0]
+        assert len({hashlib.sha256(Path(n).read_bytes()[:length]).hexdigest() for n in netroot}) == 1
+        with mounted(part(target, root_n), tmp_path / "root") as root, \
+                mounted(part(source, 4), tmp_path / "image-root", "ro,noload") as image_root:
+            same = run(["diff", "-r", "--no-dereference", "-q", image_root / "usr", root / "usr"], check=False)
+            assert same.returncode == 0, same.stdout[-2000:]
             assert (root / "etc/hostname").read_text() == "built1\n"
             assert not (root / "etc/hypercore/live").exists()
             assert not (root / "etc/systemd/system/serial-getty@ttyS0.service.d/live-autologin.conf").exists()

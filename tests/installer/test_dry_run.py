@@ -22,7 +22,7 @@ def test_every_example_dry_runs(example, machine, cli):
     steps = re.findall(r"^\[(\d+)/(\d+)\] ", out, re.M)
     assert steps and steps[-1][0] == steps[-1][1]
     commands = [line[2:] for line in out.splitlines() if line.startswith("+ ")]
-    assert any(c.startswith("dd if=/dev/sd") and "of=/dev/" in c for c in commands)
+    assert any(c.startswith("copy /dev/sd") and "read-only) to /dev/" in c for c in commands)
     assert any(c.startswith("sfdisk --relocate gpt-bak-std") for c in commands)
     assert any(c.startswith("mkfs.btrfs --force --label hypercore-data") for c in commands)
     assert sum(c.startswith("btrfs subvolume create") for c in commands) == 8
@@ -35,7 +35,8 @@ def test_dry_run_of_a_join_wipes_nothing_it_may_not(cli):
     code, out, _ = cli("apply", EXAMPLES / "join-cluster-answers.yaml", "--machine", MACHINES / "twin-disks.json",
                        "--dry-run")
     assert code == 0
-    writes = {m for m in re.findall(r"of=(/dev/\w+)", out)} | set(re.findall(r"wipefs --all (/dev/\w+)", out))
+    writes = (set(re.findall(r"of=(/dev/\w+)", out)) | set(re.findall(r"read-only\) to (/dev/\w+)", out))
+              | set(re.findall(r"wipefs --all (/dev/\w+)", out)))
     assert writes == {"/dev/sda"}       # the image copy only; the OSD disks are blank
 
 

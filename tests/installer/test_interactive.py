@@ -89,7 +89,7 @@ def test_interactive_static_network_password_and_new_cluster(tmp_path):
     expect(child, r"DESTRUCTIVE  erase old signatures on /dev/sdb \(osd\)")
     expect(child, r"Type the target disk's name \(nvme0n1\) to install, anything else cancels: ")
     child.sendline("nvme0n1")
-    expect(child, r"\+ dd if=/dev/sdc of=/dev/nvme0n1")
+    expect(child, r"\+ copy /dev/sdc \(the image in its first \d+ bytes, read-only\) to /dev/nvme0n1")
     expect(child, "Dry run complete; nothing was changed.")
     child.expect(pexpect.EOF)
     child.close()

@@ -96,7 +96,7 @@ def keep_image(ctx: Context, p: dict) -> None:
         # (The copy stays BTRFS-compressed: on a small data partition it and the packed image
         # would not both fit uncompressed.)
         with ctx.runner.frozen(p["source"]):     # a read-only, consistent source: the live root frozen
-            ctx.runner.copy_image(p["source"], copy, p["bytes"])
+            ctx.runner.copy_image(p["source"], copy, p["bytes"], source.get("partitions", ()))
         _scrub_live_state(ctx, copy, source["root"], source["esp"])
         sha256 = ctx.runner.pack_image(copy, partial)
         ctx.runner.remove(copy)

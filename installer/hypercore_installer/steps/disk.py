@@ -38,11 +38,11 @@ def copy_image(ctx: Context, p: dict) -> None:
                        f"SHA-256 {p['sha256']} before its partition table is written)")
         ctx.runner.download(p["source"], p["target"], p["bytes"], p["sha256"])
         return
-    ctx.runner.say(f"    copying {human(p['bytes'])}; this takes a few minutes on a USB stick")
+    ctx.runner.say(f"    copying the {human(p['bytes'])} image (what its filesystems use); "
+                   "this takes a few minutes on a USB stick")
     ctx.runner.run(["sync"])
     with ctx.runner.frozen(p["source"]):     # the live root does not change under the copy
-        ctx.runner.run(["dd", f"if={p['source']}", f"of={p['target']}", "bs=4M", f"count={p['bytes']}",
-                        "iflag=count_bytes,fullblock", "conv=notrunc,fsync", "status=none"])
+        ctx.runner.copy_image(p["source"], p["target"], p["bytes"], p.get("partitions", ()))
 
 
 def new_partition_ids(ctx: Context, p: dict) -> None:
