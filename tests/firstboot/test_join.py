@@ -246,7 +246,7 @@ def test_every_node_serves_time_and_a_joining_one_follows_the_monitors(join_node
     assert "\nallow 10.0.2.0/24\nlocal stratum 10\n" in served, served
     assert "\nallow\n" not in served, served
     src = join_node.file("etc/chrony/sources.d/hypercore-monitors.sources").read_text()
-    assert "server 10.0.2.10 iburst\nserver 10.0.2.11 iburst\n" in src
+    assert "server 10.0.2.10 iburst prefer\nserver 10.0.2.11 iburst prefer\n" in src
     assert "this clock follows 10.0.2.10 (NTP)" in out
     # The clock is checked before the cluster hears of this node.
     calls = [" ".join(c) for c in join_node.host.calls]
@@ -281,6 +281,14 @@ def test_time_is_served_to_the_ceph_and_netboot_client_networks_only():
     conf = steps_time.server_conf(["10.0.2.0/24", "192.168.50.0/24"])
     assert [line for line in conf.splitlines() if not line.startswith("#")] == \
         ["allow 10.0.2.0/24", "allow 192.168.50.0/24", "local stratum 10"]
+
+
+def test_a_clock_not_yet_following_measures_at_once_instead_of_at_the_next_poll(join_node):
+    join_node.host.clock_polls_unsynced = 2
+    rc, out = join_node.run()
+    assert rc == 0, out
+    calls = [" ".join(c) for c in join_node.host.calls if c[0] == "chronyc"]
+    assert calls == ["chronyc -c -n tracking", "chronyc burst 4/4"] * 2 + ["chronyc -c -n tracking"]
 
 
 def test_a_clock_that_does_not_follow_stops_the_join_before_the_cluster(join_node):

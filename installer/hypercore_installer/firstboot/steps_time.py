@@ -58,8 +58,12 @@ def allowed_networks(ctx: Context) -> list[str]:
 
 
 def sources(mons: list[str]) -> str:
-    return ("# Written by hypercore-install firstboot (ceph.mode: join): the cluster's monitors.\n"
-            + "".join(f"server {monitors.host_of(m)} iburst\n" for m in mons))
+    """The monitors, preferred over any other source (Debian's pool, DHCP's
+    servers): the nodes must agree with each other first; the first node
+    follows the upstream time for all of them."""
+    return ("# Written by hypercore-install firstboot (ceph.mode: join): the cluster's monitors,\n"
+            "# preferred over other sources (Ceph needs the nodes' clocks to agree).\n"
+            + "".join(f"server {monitors.host_of(m)} iburst prefer\n" for m in mons))
 
 
 def tracking(csv: str) -> tuple[str, float, str] | None:
@@ -100,6 +104,10 @@ def sync_time(ctx: Context) -> None:
             return None, "chronyd does not answer"
         ref, offset, leap = got
         synced = ref in wanted and leap == "Normal" and abs(offset) < MAX_OFFSET
+        if not synced:
+            # Measure now rather than at the next poll (64 s apart once
+            # iburst's first four are spent, e.g. on a monitor not yet reachable).
+            ctx.host.run(["chronyc", "burst", "4/4"], ok=range(0, 256))
         return (ref if synced else None), f"reference {ref or 'none'}, offset {offset:+.3f} s, {leap}"
 
     try:
