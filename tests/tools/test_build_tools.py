@@ -61,3 +61,10 @@ def test_unusable_cache_dir_is_one_line_with_a_hint(tmp_path):
     assert "Traceback" not in proc.stderr
     assert f"hypercore: cannot use {cache} as the build cache" in proc.stderr
     assert "hint: pass --cache-dir DIR" in proc.stderr
+
+
+def test_the_netroot_squashfs_is_zstd_compressed(netboot_dir):
+    # mksquashfs's default gzip made the build's slowest step (twice, for Minimize=best).
+    sb = subprocess.run(["unsquashfs", "-s", str(netboot_dir / "root.squashfs")],
+                        capture_output=True, text=True, check=True).stdout
+    assert "Compression zstd" in sb, sb
