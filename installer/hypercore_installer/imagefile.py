@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
-import struct
 
 from hypercore import squashfs
 
@@ -19,15 +19,16 @@ _ZERO = bytes(CHUNK)
 
 
 # What each filesystem of an image needs copied: its used part, found by reading it.
-EXT4 = ("ext4", "ext3", "ext2")       # copied by e2image: only the blocks in use
+EXT4 = ("ext4", "ext3", "ext2")       # only the blocks in use, from dumpe2fs's list of free ones
+MERGE_GAP = 1 << 20                   # free runs shorter than this are copied: fewer, longer reads
 
 
 def image_ranges(source: str, nbytes: int, partitions: list[dict]) -> tuple[list[tuple[int, int]], list[int]]:
     """What an image of nbytes on source holds: the (offset, length) ranges to
     copy as they are (the partition table, the gaps, of a FAT or squashfs
     partition what its filesystem uses, any other partition whole), and the
-    offsets of the ext4 filesystems, whose used blocks e2image copies. Without
-    partitions: all of it."""
+    offsets of the ext4 filesystems, whose used blocks ext4_ranges() finds.
+    Without partitions: all of it."""
     parts = sorted((p for p in partitions if p["start"] * SECTOR < nbytes), key=lambda p: p["start"])
     ranges, ext4, at = [], [], 0
     with open(source, "rb", buffering=0) as src:
@@ -55,16 +56,32 @@ def image_ranges(source: str, nbytes: int, partitions: list[dict]) -> tuple[list
     return [(o, n) for o, n in ranges if n > 0], ext4
 
 
-def ext4_used(source: str, offset: int) -> int:
-    """Bytes in use in the ext4 filesystem at offset of source, from its superblock."""
-    with open(source, "rb", buffering=0) as src:
-        src.seek(offset + 1024)
-        sb = src.read(1024)
-    blocks, free = struct.unpack_from("<I", sb, 4)[0], struct.unpack_from("<I", sb, 12)[0]
-    if struct.unpack_from("<I", sb, 0x60)[0] & 0x80:          # 64bit: the high halves count too
-        blocks += struct.unpack_from("<I", sb, 0x150)[0] << 32
-        free += struct.unpack_from("<I", sb, 0x158)[0] << 32
-    return (blocks - free) << (10 + struct.unpack_from("<I", sb, 24)[0])
+def ext4_ranges(dumpe2fs: str, offset: int, merge_gap: int = MERGE_GAP) -> list[tuple[int, int]]:
+    """The (offset, length) byte ranges in use of the ext4 filesystem at
+    offset, from `dumpe2fs` output (its block count and size, and each group's
+    "Free blocks:"; libext2fs knows the groups whose bitmaps are not
+    initialised). Free runs shorter than merge_gap are included."""
+    def field(name: str) -> int:
+        m = re.search(rf"^{name}:\s+(\d+)$", dumpe2fs, re.M)
+        if not m:
+            raise ValueError(f"dumpe2fs printed no {name!r}")
+        return int(m.group(1))
+
+    count, size = field("Block count"), field("Block size")
+    free = []
+    for listing in re.findall(r"^\s+Free blocks: ?(.*)$", dumpe2fs, re.M):
+        for item in filter(None, (x.strip() for x in listing.split(","))):
+            first, _, last = item.partition("-")
+            free.append((int(first), int(last or first) + 1))
+    used, at = [], 0
+    for first, end in sorted(free) + [(count, count)]:
+        if first > at:
+            if used and (at - (used[-1][0] + used[-1][1])) * size < merge_gap:
+                used[-1] = (used[-1][0], first - used[-1][0])
+            else:
+                used.append((at, first - at))
+        at = max(at, end)
+    return [(offset + b * size, n * size) for b, n in used]
 
 
 def copy_ranges(source: str, dest: str, nbytes: int, ranges: list[tuple[int, int]]) -> int:
