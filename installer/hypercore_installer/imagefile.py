@@ -23,12 +23,13 @@ EXT4 = ("ext4", "ext3", "ext2")       # only the blocks in use, from dumpe2fs's 
 MERGE_GAP = 1 << 20                   # free runs shorter than this are copied: fewer, longer reads
 
 
-def image_ranges(source: str, nbytes: int, partitions: list[dict]) -> tuple[list[tuple[int, int]], list[int]]:
+def image_ranges(source: str, nbytes: int, partitions: list[dict]) -> tuple[list[tuple[int, int]],
+                                                                         list[tuple[int, int]]]:
     """What an image of nbytes on source holds: the (offset, length) ranges to
     copy as they are (the partition table, the gaps, of a FAT or squashfs
     partition what its filesystem uses, any other partition whole), and the
-    offsets of the ext4 filesystems, whose used blocks ext4_ranges() finds.
-    Without partitions: all of it."""
+    (offset, length) of the ext4 filesystems, whose used blocks ext4_ranges()
+    finds. Without partitions: all of it."""
     parts = sorted((p for p in partitions if p["start"] * SECTOR < nbytes), key=lambda p: p["start"])
     ranges, ext4, at = [], [], 0
     with open(source, "rb", buffering=0) as src:
@@ -43,7 +44,7 @@ def image_ranges(source: str, nbytes: int, partitions: list[dict]) -> tuple[list
             at = start + size
             fstype = p.get("fstype")
             if fstype in EXT4:
-                ext4.append(start)
+                ext4.append((start, size))
                 continue
             used = None
             if fstype == "vfat":

@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -129,12 +130,26 @@ class Runner:
         disk or new sparse file path: of its partitions (the plan's view of
         them) only what their filesystems use (ext4: the blocks dumpe2fs does
         not list as free), in long sequential reads. Without partitions, all nbytes."""
+        if stat.S_ISBLK(os.stat(source).st_mode):
+            # The whole disk's page cache is not the one its mounted partitions
+            # write through: what an earlier read left there may be old.
+            self.run(["blockdev", "--flushbufs", source])
         ranges, ext4 = image_ranges(source, nbytes, list(partitions))
-        for offset in ext4:
+        whole = []
+        for offset, size in ext4:
             # libext2fs's `?offset=`: the filesystem inside the disk (its root mounted: frozen by the caller)
-            ranges += ext4_ranges(self.run(["dumpe2fs", f"{source}?offset={offset}"]).stdout, offset)
+            listing = self.run(["dumpe2fs", f"{source}?offset={offset}"], ok=range(0, 256))
+            try:
+                if listing.returncode != 0:
+                    said = (listing.stderr or "").strip().splitlines()
+                    raise ValueError(said[-1] if said else f"exit status {listing.returncode}")
+                ranges += ext4_ranges(listing.stdout, offset)
+            except ValueError as e:
+                ranges.append((offset, size))          # as dd would: all of it
+                whole.append(f"the ext4 filesystem at byte {offset} whole (dumpe2fs: {e})")
         copied = copy_ranges(source, path, nbytes, sorted(ranges))
-        self.say(f"    copied {human(copied)} of the {human(nbytes)} image: what its filesystems use")
+        self.say(f"    copied {human(copied)} of the {human(nbytes)} image: what its filesystems use"
+                 + "".join(f"; {w}" for w in whole))
 
     @contextlib.contextmanager
     def frozen(self, disk: str) -> Iterator[list[str]]:

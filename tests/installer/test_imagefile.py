@@ -58,3 +58,31 @@ def test_copying_the_used_ranges_onto_garbage_gives_the_same_filesystem(tmp_path
     assert check.returncode == 0, check.stdout + check.stderr
     got = subprocess.run(["debugfs", "-R", "cat /big", str(fs)], capture_output=True, check=True).stdout
     assert got == (tree / "big").read_bytes()
+
+
+def test_an_ext4_that_dumpe2fs_cannot_read_is_copied_whole(tmp_path):
+    import io
+    import re
+
+    from hypercore_installer.runner import Runner
+    offset, size = 1 * MiB, 32 * MiB
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(offset + size + MiB)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "metadata_csum", "-E", f"offset={offset}",
+                    str(disk), "32M"], check=True)
+    listing = dumpe2fs(f"{disk}?offset={offset}")
+    bitmap = int(re.search(r"Inode bitmap at (\d+)", listing).group(1))
+    with open(disk, "r+b") as f:                      # one more inode "in use": its checksum no longer matches
+        f.seek(offset + bitmap * 4096 + 100)
+        f.write(b"\xff")
+    with open(disk, "r+b") as f:                      # bytes in the free space that a used-blocks copy skips
+        f.seek(offset + size - MiB)
+        f.write(b"kept")
+    target = tmp_path / "target.img"
+    said = io.StringIO()
+    Runner(out=said).copy_image(str(disk), str(target), offset + size,
+                                [{"start": offset // 512, "sectors": size // 512, "fstype": "ext4"}])
+    assert f"the ext4 filesystem at byte {offset} whole (dumpe2fs: " in said.getvalue(), said.getvalue()
+    assert "checksum" in said.getvalue()
+    assert target.read_bytes() == disk.read_bytes()[: offset + size]

@@ -35,7 +35,7 @@ ACTIONS: dict[str, Callable[[Context, dict], None]] = {
 # The programs each action runs, checked before anything is written.
 TOOLS: dict[str, tuple[str, ...]] = {
     "wipe-disk": ("wipefs", "dd", "partx"),
-    "copy-image": ("sync", "dumpe2fs", "lsblk", "fsfreeze"),
+    "copy-image": ("sync", "blockdev", "dumpe2fs", "lsblk", "fsfreeze"),
     "new-partition-ids": ("sfdisk", "partx"),
     "new-filesystem-ids": ("e2fsck", "tune2fs", "fatlabel"),
     "fix-boot-references": ("mdir", "mtype", "mcopy", "mshowfat", "mdel", "mount", "umount"),
@@ -49,7 +49,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "make-data-filesystem": ("mkfs.btrfs", "btrfs"),
     "make-subvolumes": ("mount", "umount", "btrfs"),
     "move-var-lib": ("mount", "umount", "cp"),
-    "keep-image": ("mount", "umount", "losetup", "lsblk", "fsfreeze", "dumpe2fs", "sync", "e2fsck", "find", "mshowfat", "mdel", "mv"),
+    "keep-image": ("mount", "umount", "losetup", "lsblk", "fsfreeze", "blockdev", "dumpe2fs", "sync", "e2fsck", "find", "mshowfat", "mdel", "mv"),
     "finish": ("sync",),
 }
 
