@@ -139,14 +139,16 @@ class Runner:
         for offset, size in ext4:
             # libext2fs's `?offset=`: the filesystem inside the disk (its root mounted: frozen by the caller)
             listing = self.run(["dumpe2fs", f"{source}?offset={offset}"], ok=range(0, 256))
-            try:
-                if listing.returncode != 0:
-                    said = (listing.stderr or "").strip().splitlines()
-                    raise ValueError(said[-1] if said else f"exit status {listing.returncode}")
-                ranges += ext4_ranges(listing.stdout, offset)
-            except ValueError as e:
-                ranges.append((offset, size))          # as dd would: all of it
-                whole.append(f"the ext4 filesystem at byte {offset} whole (dumpe2fs: {e})")
+            said = (listing.stderr or "").strip().splitlines()
+            why = said[-1] if said else f"exit status {listing.returncode}"
+            if listing.returncode == 0:
+                try:
+                    ranges += ext4_ranges(listing.stdout, offset)
+                    continue
+                except ValueError as e:
+                    why = str(e)
+            ranges.append((offset, size))          # as dd would: all of it
+            whole.append(f"the ext4 filesystem at byte {offset} whole (dumpe2fs: {why})")
         copied = copy_ranges(source, path, nbytes, sorted(ranges))
         self.say(f"    copied {human(copied)} of the {human(nbytes)} image: what its filesystems use"
                  + "".join(f"; {w}" for w in whole))

@@ -49,7 +49,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "make-data-filesystem": ("mkfs.btrfs", "btrfs"),
     "make-subvolumes": ("mount", "umount", "btrfs"),
     "move-var-lib": ("mount", "umount", "cp"),
-    "keep-image": ("mount", "umount", "losetup", "lsblk", "fsfreeze", "blockdev", "dumpe2fs", "sync", "e2fsck", "find", "mshowfat", "mdel", "mv"),
+    "keep-image": ("mount", "umount", "losetup", "lsblk", "fsfreeze", "blockdev", "dumpe2fs", "e2fsck", "find", "mshowfat", "mdel", "mv"),
     "finish": ("sync",),
 }
 
