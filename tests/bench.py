@@ -3,6 +3,7 @@
     python3 -m tests.bench             # warm build, sizes, UEFI + BIOS boot (and the reference's)
     python3 -m tests.bench --cold      # also a cold build from an empty cache
     python3 -m tests.bench --install   # also the appliance end to end (tests/appliance): USB power-on to HEALTH_OK by phase, netboot clients
+    python3 -m tests.bench --results   # with the timings the last run of tests/appliance left in build/ instead
 
 Numbers, not assertions: the goals are in the table's last column. Boot
 times come with a reference measured in the same run, so that the noise of a
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from tests.machine import Machine
 from tools.build_image import DEFAULT_CACHE
 
 TOP = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TOP / "installer"))      # as pytest's pythonpath: hypercore_installer
 BUILD = TOP / "build"
 RAW = BUILD / "hypercore.raw"
 
@@ -116,6 +119,39 @@ def boot_time(firmware: str) -> tuple[float, float, str, str]:
             return prompt, seconds, m.accel, analyze
 
 
+def packed_size(raw: Path) -> int:
+    """Bytes of the image packed as an appliance keeps it for network installs
+    (hypercore_installer.imagefile.compress): what a network install downloads."""
+    from hypercore_installer.imagefile import compress
+    with tempfile.NamedTemporaryFile(dir=BUILD) as out:
+        compress(str(raw), out.name)
+        return os.path.getsize(out.name)
+
+
+# The goals of the speed issue for what the appliance tests measure.
+SUITE_GOALS = {"install": "≤ 60 s", "USB power-on to HEALTH_OK": "≤ 300 s",
+               "node2: approved to HEALTH_OK at size 2": "≤ 120 s"}
+
+
+def suite_rows() -> list[tuple[str, str, str]]:
+    """The timings tests/appliance wrote (bench-install/netboot/scaleout.json), each dated."""
+    rows = []
+    for name, label, fmt in (("install", "USB install", ".0f"), ("netboot", "netboot client", ".1f"),
+                             ("scaleout", "scale out", ".0f")):
+        path = BUILD / f"bench-{name}.json"
+        if not path.exists():
+            rows.append((f"{label}: not measured", f"(no {path.name}: run tests/appliance)", ""))
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(path.stat().st_mtime))
+        times = json.loads(path.read_text())
+        if name == "install" and {"live boot", "install", "installed boot + first boot"} <= times.keys():
+            times["USB power-on to HEALTH_OK"] = (times["live boot"] + times["install"]
+                                                  + times["installed boot + first boot"])
+        for what, seconds in times.items():
+            rows.append((f"{label}: {what} ({when} UTC)", f"{seconds:{fmt}} s", SUITE_GOALS.get(what, "")))
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cold", action="store_true", help="also time a build from an empty cache")
@@ -123,18 +159,27 @@ def main() -> int:
                     help="also run tests/appliance (install, VMs, netboot clients, a second node joining, "
                          "and with --heavy its failure and removal) and show their timings")
     ap.add_argument("--heavy", action="store_true", help="with --install: the heavy multi-node cases too")
+    ap.add_argument("--results", action="store_true",
+                    help="also show the appliance timings the last run of tests/appliance left in build/ "
+                         "(bench-*.json), with their dates, without running it again")
     args = ap.parse_args()
     rows: list[tuple[str, str, str]] = []
     if args.cold:
         with tempfile.TemporaryDirectory(dir="/var/tmp") as cache:
             rows.append(("cold build (empty cache)", f"{timed_build(Path(cache)):.0f} s", ""))
-    rows.append(("warm build (cached packages)", f"{timed_build(None):.0f} s", "< 120 s"))
+    rows.append(("warm build (cached packages; after a Python-only change nothing more is rebuilt)",
+                 f"{timed_build(None):.0f} s", "≤ 60 s"))
     gib = 2**30
     st = RAW.stat()
     rows.append(("raw image size", f"{st.st_size / gib:.2f} GiB", ""))
-    rows.append(("allocated (sparse) size", f"{st.st_blocks * 512 / gib:.2f} GiB", "< 2 GB"))
+    rows.append(("allocated (sparse) size", f"{st.st_blocks * 512 / gib:.2f} GiB", "≤ 1.4 GiB"))
     rows.append(("root filesystem used", f"{root_fs_used(RAW) / gib:.2f} GiB", ""))
-    rows.append(("zstd -3 compressed", f"{zstd_size(RAW) / gib:.2f} GiB", ""))
+    allocated = st.st_blocks * 512
+    rows.append(("zstd -3 compressed", f"{zstd_size(RAW) / gib:.2f} GiB", "≤ 0.45 GiB"))
+    wire = packed_size(RAW)
+    rows.append(("network install: bytes on the wire (the image as an appliance keeps it: zstd, sparse) / "
+                 "the image's allocated bytes", f"{wire / gib:.2f} GiB / {allocated / gib:.2f} GiB = "
+                 f"{wire / allocated:.2f}", "≤ 0.6 GiB"))
     initrd = BUILD / "netboot" / "initrd"
     rows.append(("netboot initrd", f"{initrd.stat().st_size / 2**20:.0f} MiB", ""))
     for name in ("root.squashfs", "netroot-initrd.img"):
@@ -143,7 +188,7 @@ def main() -> int:
     for firmware in ("uefi", "bios"):
         ours, seconds, accel, analyze = boot_time(firmware)
         rows.append((f"boot to multi-user, {firmware.upper()} ({accel.upper()})",
-                     f"{seconds:.0f} s", "< 90 s (TCG)"))
+                     f"{seconds:.0f} s", ""))
         print(f"# {firmware}: {analyze}", file=sys.stderr)
         floor = first_prompt(reference, firmware, r"reference login:")
         rows.append((f"power-on to the first prompt, {firmware.upper()} ({accel.upper()}): "
@@ -153,15 +198,8 @@ def main() -> int:
         # The installed appliance and what runs against it: install, VMs, netboot clients.
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", str(TOP / "tests" / "appliance")]
                        + (["--heavy"] if args.heavy else []), check=True, cwd=TOP)
-        phases = json.loads((BUILD / "bench-install.json").read_text())
-        for phase, seconds in phases.items():
-            rows.append((f"USB install: {phase}", f"{seconds:.0f} s", ""))
-        total = phases["live boot"] + phases["install"] + phases["installed boot + first boot"]
-        rows.append(("USB power-on to HEALTH_OK", f"{total:.0f} s", ""))
-        for what, seconds in json.loads((BUILD / "bench-netboot.json").read_text()).items():
-            rows.append((f"netboot client, {what}", f"{seconds:.1f} s", ""))
-        for what, seconds in json.loads((BUILD / "bench-scaleout.json").read_text()).items():
-            rows.append((f"scale out, {what}", f"{seconds:.0f} s", ""))
+    if args.install or args.results:
+        rows += suite_rows()
     print("| measure | value | target |\n|---|---|---|")
     for name, value, target in rows:
         print(f"| {name} | {value} | {target} |")

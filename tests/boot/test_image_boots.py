@@ -63,7 +63,7 @@ def test_ssh_host_keys_are_made_on_the_machine(booted):
     assert {"ssh_host_ed25519_key", "ssh_host_ecdsa_key"} <= set(keys), keys
     # No RSA key (its generation took 14 s of the boot), and sshd offers what was made.
     assert "ssh_host_rsa_key" not in keys, keys
-    offered = booted.succeed("sshd -T | grep ^hostkey").split()
+    offered = booted.succeed("sshd -T | grep '^hostkey '").split()
     assert offered == ["hostkey", "/etc/ssh/ssh_host_ed25519_key", "hostkey", "/etc/ssh/ssh_host_ecdsa_key"], offered
     booted.succeed("systemctl is-active hypercore-ssh-keygen.service || "
                    "systemctl show -p Result hypercore-ssh-keygen.service | grep -q success")
