@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     options = list(sys.argv[1:] if argv is None else argv)
     for sig in (signal.SIGTSTP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)      # no stopping or core-dumping the console
+    # Ctrl-C returns to the start of the dialogue, also when the console was
+    # started with it ignored (Python then keeps it ignored: a shell's background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     dry_run = "--dry-run" in options
     workdir = options[options.index("--workdir") + 1] if "--workdir" in options[:-1] else DEFAULT_WORKDIR
     while True:

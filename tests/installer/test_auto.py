@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import stat
 import uuid
 
@@ -266,9 +267,12 @@ def test_auto_as_a_separate_process_and_its_help(env):
 def test_console_shows_the_status_and_always_returns_to_the_dialogue(tmp_path):
     work = tmp_path / "work"
     BootState(work, dry_run=False).status("No answer file was found, so nothing was installed unattended.")
+    # Started with Ctrl-C ignored, as a shell's background job inherits it: the
+    # console takes Ctrl-C back (before, such a console was deaf to it).
     child = pexpect.spawn(PYTHON, ["-m", "hypercore_installer.console", "--dry-run", "--machine", str(WORKSTATION),
                                    "--workdir", str(work)],
-                          env=cli_env(), cwd=str(REPO), encoding="utf-8", timeout=30, dimensions=(50, 200))
+                          env=cli_env(), cwd=str(REPO), encoding="utf-8", timeout=30, dimensions=(50, 200),
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         for _ in range(2):
             child.expect("Hypercore installer")

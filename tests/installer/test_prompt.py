@@ -30,8 +30,12 @@ while True:
 
 
 def spawn(mode: str) -> pexpect.spawn:
+    # Ctrl-C at its default whatever the test run inherited (a shell's background
+    # job has it ignored): the reader is what is tested; the console that owns
+    # the disposition sets it itself (test_auto.py).
     return pexpect.spawn(PYTHON, ["-c", READER, mode], env=cli_env(), cwd=str(REPO),
-                         encoding="utf-8", timeout=10)
+                         encoding="utf-8", timeout=10,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_a_ctrl_c_just_as_the_prompt_appears_is_never_lost():
